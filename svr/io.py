@@ -41,7 +41,9 @@ def _parse_binvox(data: bytes, source: str) -> tuple[np.ndarray, BinvoxHeader]:
     stream = io.BytesIO(data)
     first = stream.readline().strip()
     if not first.startswith(b"#binvox"):
-        raise ValueError(f"{source}: not a binvox file (first line {first[:40]!r}, expected '#binvox 1')")
+        raise ValueError(
+            f"{source}: not a binvox file (first line {first[:40]!r}, expected '#binvox 1')"
+        )
     dims: tuple[int, ...] | None = None
     translate = (0.0, 0.0, 0.0)
     scale = 1.0
@@ -64,7 +66,9 @@ def _parse_binvox(data: bytes, source: str) -> tuple[np.ndarray, BinvoxHeader]:
         raise ValueError(f"{source}: binvox 'translate' needs three numbers")
     runs = np.frombuffer(stream.read(), dtype=np.uint8)
     if runs.size % 2:
-        raise ValueError(f"{source}: binvox run-length data has an odd number of bytes (truncated file?)")
+        raise ValueError(
+            f"{source}: binvox run-length data has an odd number of bytes (truncated file?)"
+        )
     values, counts = runs[0::2], runs[1::2].astype(np.int64)
     total = int(np.prod(dims))
     if counts.sum() != total:
@@ -145,6 +149,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o644)  # mkstemp makes files owner-only; published data is world-readable
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

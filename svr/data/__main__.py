@@ -1,0 +1,164 @@
+"""Command line of the benchmark data: build, import, stats, sheet.
+
+```
+python -m svr.data build --preset small|default|tiny --out DIR [--seed N] [--frame object|viewer]
+                         [--workers N] [--overwrite]
+python -m svr.data import {shapenet,r2n2,what3d} SRC --out DIR [--splits FILE] [--views N]
+                         [--frame object|viewer] [--seed N] [--workers N] [--limit-per-class N]
+                         [--overwrite]
+python -m svr.data stats DIR [--json]
+python -m svr.data sheet DIR --out sheet.png [--per-class N] [--cell PIXELS] [--white]
+```
+Exit status 0 on success, 1 on a failure (the message goes to stderr), 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger("svr.data")
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from svr.data.build import build_benchmark
+
+    meta = build_benchmark(
+        args.out,
+        preset=args.preset,
+        seed=args.seed,
+        frame=args.frame,
+        workers=args.workers,
+        overwrite=args.overwrite,
+    )
+    total = sum(n for per_class in meta.counts.values() for n in per_class.values())
+    print(
+        f"built {meta.identifier} ({meta.preset}, {meta.frame} frame, {total} shapes, "
+        f"{meta.views_per_shape} views each) in {meta.extra.get('build_seconds')} s -> {args.out}"
+    )
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from svr.data.importers import run_import
+
+    options = {
+        "splits": args.splits,
+        "views": args.views,
+        "frame": args.frame,
+        "seed": args.seed,
+        "workers": args.workers,
+        "limit_per_class": args.limit_per_class,
+    }
+    summary = run_import(
+        args.kind,
+        args.src,
+        args.out,
+        overwrite=args.overwrite,
+        progress=tqdm,
+        **{k: v for k, v in options.items() if v is not None},
+    )
+    print(summary)
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from svr.data.stats import stats
+
+    report = stats(args.dir)
+    print(report.to_json() if args.json else report.format_table())
+    return 0
+
+
+def _cmd_sheet(args: argparse.Namespace) -> int:
+    from svr.data.sheet import write_sheet
+
+    path = write_sheet(
+        args.dir, args.out, per_class=args.per_class, cell=args.cell, checker=not args.white
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
+    return value
+
+
+def make_parser() -> argparse.ArgumentParser:
+    from svr.data.build import PRESETS  # light: numpy and the layout only
+
+    parser = argparse.ArgumentParser(prog="python -m svr.data", description="Benchmark data tools.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="build a procedural benchmark")
+    b.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    b.add_argument("--out", type=Path, required=True, help="output folder (must not exist)")
+    b.add_argument("--seed", type=_non_negative, default=0)
+    b.add_argument("--frame", choices=("object", "viewer"), default="object")
+    b.add_argument("--workers", type=_positive, default=2)
+    b.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    b.set_defaults(handler=_cmd_build)
+
+    i = sub.add_parser("import", help="import ShapeNet, 3D-R2N2 or what3d data")
+    i.add_argument("kind", choices=("shapenet", "r2n2", "what3d"))
+    i.add_argument("src", type=Path, help="folder of the source dataset")
+    i.add_argument("--out", type=Path, required=True)
+    i.add_argument("--splits", type=Path, default=None, help="split file (CSV or JSON)")
+    i.add_argument("--views", type=_positive, default=None)
+    i.add_argument("--frame", choices=("object", "viewer"), default=None)
+    i.add_argument("--seed", type=_non_negative, default=None)
+    i.add_argument("--workers", type=_positive, default=None)
+    i.add_argument("--limit-per-class", type=_positive, default=None)
+    i.add_argument("--overwrite", action="store_true")
+    i.set_defaults(handler=_cmd_import)
+
+    s = sub.add_parser("stats", help="counts, IoU within/between classes, Oracle NN")
+    s.add_argument("dir", type=Path)
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.set_defaults(handler=_cmd_stats)
+
+    h = sub.add_parser("sheet", help="write a contact sheet of renderings")
+    h.add_argument("dir", type=Path)
+    h.add_argument("--out", type=Path, required=True)
+    h.add_argument("--per-class", type=_positive, default=8)
+    h.add_argument("--cell", type=_positive, default=None, help="pixels per image")
+    h.add_argument("--white", action="store_true", help="white instead of checker background")
+    h.set_defaults(handler=_cmd_sheet)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.handler(args)
+    except (ValueError, OSError) as exc:  # bad input, missing or existing files, disk full
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

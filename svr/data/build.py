@@ -1,0 +1,454 @@
+"""Build a procedural benchmark in the public layout of `svr.data.layout`.
+
+Every shape is made by the procedural generator from its own seed,
+`shape_seed(seed, "<split>/<class>/<index>")`, so a shape depends only on the benchmark
+seed and its place (a larger preset contains the shapes of a smaller one with the same
+seed), splits are disjoint by construction, and the output does not depend on the number
+of worker processes. Shape ids are the 8 hex digits of the shape seed (unique per class
+across all splits, so `<class>/<shape id>` names one shape).
+
+Per shape: the object-frame ground truth (`compute_ground_truth`) in the shape folder,
+`views/<k>.png` RGBA renderings (`svr.render`, 2 x 2 supersampling), one random camera
+and light per view (the camera moved back where the shape would touch the image border,
+`svr.render.fit_camera`), one random colour per part per shape (the same in all views), and
+`views/cameras.json` (a list, one entry per view: azimuth, elevation, distance, fov, K,
+R, t, width, height, image_size, light_dir, ambient, convention and `viewer_transform`).
+With `frame="viewer"`, view k also gets `frames/<k>/`: the mesh turned into that camera's
+viewer frame (`svr.render.viewer_rotation`: x right, y up, z towards the viewer), normalised
+again (bounding box centred, longest side 1), then voxelised and sampled.
+`viewer_transform` is the 4 x 4 matrix taking object-frame points to frame-k coordinates
+(rotation, then that normalisation); it is written for both frames.
+
+The build writes into `.<out name>.<random>.building` beside `out` and renames it onto
+`out` only at the end; any failure removes it and leaves `out` as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from svr.classes import CLASS_NAMES, NAME_TO_SYNSET
+from svr.data.layout import (
+    N_OCCUPANCY_POINTS,
+    N_SURFACE_POINTS,
+    SPLITS,
+    BenchmarkMeta,
+    compute_ground_truth,
+    normalize_mesh,
+    shape_seed,
+    test_checksum,
+    write_ground_truth,
+    write_meta,
+)
+
+__all__ = [
+    "Preset",
+    "PRESETS",
+    "ShapeTask",
+    "plan_shapes",
+    "estimate_size",
+    "build_benchmark",
+    "BENCHMARK_NAME",
+]
+
+log = logging.getLogger(__name__)
+
+BENCHMARK_NAME = "svr-procedural-13"
+BENCHMARK_VERSION = "1.0"
+FRAMES = ("object", "viewer")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Size of a procedural benchmark: shapes per class and split, views, image size."""
+
+    name: str
+    train: int
+    val: int
+    test: int
+    views: int
+    image_size: int = 137
+    supersample: int = 2
+    classes: tuple[str, ...] = CLASS_NAMES
+
+    def __post_init__(self) -> None:
+        if min(self.train, self.val, self.test) < 0 or self.train + self.val + self.test == 0:
+            raise ValueError(f"preset {self.name!r}: shape counts must be >= 0 and not all 0")
+        if self.views < 1:
+            raise ValueError(f"preset {self.name!r}: views must be at least 1")
+        if not 8 <= self.image_size <= 1024:
+            raise ValueError(f"preset {self.name!r}: image_size must be in [8, 1024]")
+        unknown = [c for c in self.classes if c not in NAME_TO_SYNSET]
+        if unknown or not self.classes:
+            raise ValueError(f"preset {self.name!r}: unknown or no classes {unknown}")
+
+    def count(self, split: str) -> int:
+        """Shapes per class in `split`."""
+        return {"train": self.train, "val": self.val, "test": self.test}[split]
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset("tiny", train=2, val=1, test=2, views=2, image_size=64),
+    "small": Preset("small", train=4, val=2, test=3, views=3, image_size=137),
+    "default": Preset("default", train=200, val=25, test=50, views=5, image_size=137),
+}
+
+
+@dataclass(frozen=True)
+class ShapeTask:
+    """One shape to build: its place in the benchmark and its seed."""
+
+    split: str
+    class_name: str
+    index: int
+    shape_id: str
+    seed: int
+
+    def directory(self, root: Path) -> Path:
+        return root / self.split / self.class_name / self.shape_id
+
+
+@dataclass(frozen=True)
+class _ShapeResult:
+    task: ShapeTask
+    seconds: float
+    variant: str
+
+
+def _get_preset(preset: str | Preset) -> Preset:
+    if isinstance(preset, Preset):
+        return preset
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
+    return PRESETS[preset]
+
+
+def plan_shapes(preset: str | Preset, seed: int) -> list[ShapeTask]:
+    """All shapes of a benchmark, in split, class, index order.
+
+    Shape seed: `shape_seed(seed, "<split>/<class>/<index>")`; shape id: its 8 hex digits.
+    In the (unlikely) event of an id collision within a class, the later shape re-derives
+    its seed from the key with a `#<n>` suffix, deterministically.
+    """
+    p = _get_preset(preset)
+    tasks: list[ShapeTask] = []
+    used: dict[str, set[str]] = {c: set() for c in p.classes}
+    for split in SPLITS:
+        for class_name in p.classes:
+            for index in range(p.count(split)):
+                key = f"{split}/{class_name}/{index}"
+                s, attempt = shape_seed(seed, key), 0
+                while f"{s:08x}" in used[class_name]:
+                    attempt += 1
+                    s = shape_seed(seed, f"{key}#{attempt}")
+                used[class_name].add(f"{s:08x}")
+                tasks.append(ShapeTask(split, class_name, index, f"{s:08x}", s))
+    return tasks
+
+
+def _default_generator(class_name: str, seed: int) -> Any:
+    from svr.data.procedural import generate_shape
+
+    return generate_shape(class_name, seed)
+
+
+def _mesh_transform(rotation: np.ndarray, mesh_vertices: np.ndarray) -> np.ndarray:
+    """4 x 4 transform: rotate, then centre the bounding box and scale its longest side to 1."""
+    rotated = mesh_vertices @ rotation.T
+    lo, hi = rotated.min(axis=0), rotated.max(axis=0)
+    scale = 1.0 / float((hi - lo).max())
+    transform = np.eye(4)
+    transform[:3, :3] = scale * rotation
+    transform[:3, 3] = -scale * (lo + hi) / 2
+    return transform
+
+
+def _build_shape(
+    task: ShapeTask,
+    staging: str,
+    preset: Preset,
+    frame: str,
+    generator: Callable[[str, int], Any] | None,
+) -> _ShapeResult:
+    """Generate, label, render and write one shape (runs in a worker process)."""
+    import trimesh
+    from PIL import Image
+
+    from svr.io import atomic_path
+    from svr.render import (
+        DEFAULT_RANGES,
+        fit_camera,
+        part_colors,
+        random_camera,
+        random_light,
+        render,
+    )
+    from svr.render import viewer_rotation as to_viewer
+
+    start = time.perf_counter()
+    shape = (generator or _default_generator)(task.class_name, task.seed)
+    source = shape.mesh
+    mesh = normalize_mesh(trimesh.Trimesh(source.vertices, source.faces, process=False))
+    face_parts = np.asarray(shape.face_parts, dtype=np.int64).reshape(-1)
+    if len(face_parts) != len(mesh.faces):
+        raise ValueError(
+            f"generator gave {len(face_parts)} part labels for {len(mesh.faces)} faces "
+            f"({task.class_name}, seed {task.seed})"
+        )
+    if len(face_parts) and face_parts.min() < 0:
+        raise ValueError(
+            f"negative part index from the generator ({task.class_name}, seed {task.seed})"
+        )
+    if not mesh.is_watertight:
+        log.warning(
+            "%s seed %d: the generated mesh is not watertight; inside tests may be unreliable",
+            task.class_name, task.seed,
+        )  # fmt: skip
+    directory = task.directory(Path(staging))
+    write_ground_truth(directory, compute_ground_truth(mesh, task.seed))
+
+    rng = np.random.default_rng([task.seed, 1])  # rendering stream, independent of the GT's
+    n_parts = max(len(getattr(shape, "part_names", []) or []), int(face_parts.max(initial=-1)) + 1)
+    face_colors = part_colors(rng, max(n_parts, 1))[face_parts]
+    views_dir = directory / "views"
+    views_dir.mkdir(parents=True, exist_ok=True)
+    cameras: list[dict[str, Any]] = []
+    for k in range(preset.views):
+        camera = fit_camera(random_camera(rng), mesh.vertices)
+        light = random_light(rng, camera)
+        image = render(
+            mesh,
+            face_colors,
+            camera,
+            image_size=preset.image_size,
+            light_dir=light,
+            ambient=DEFAULT_RANGES.ambient,
+            supersample=preset.supersample,
+        )
+        with atomic_path(views_dir / f"{k}.png") as tmp:
+            Image.fromarray(image).save(tmp, format="PNG")  # (H, W, 4) uint8: RGBA
+        R, _ = camera.extrinsics()
+        transform = _mesh_transform(to_viewer(R), mesh.vertices)
+        entry = camera.to_dict(preset.image_size)
+        entry.update(
+            view=k,
+            light_dir=light.round(12).tolist(),
+            ambient=DEFAULT_RANGES.ambient,
+            viewer_transform=transform.round(12).tolist(),
+        )
+        cameras.append(entry)
+        if frame == "viewer":
+            viewed = mesh.copy()
+            viewed.apply_transform(transform)
+            viewed = normalize_mesh(viewed)  # exact re-normalisation of the transformed copy
+            gt = compute_ground_truth(viewed, shape_seed(task.seed, f"frame/{k}"))
+            write_ground_truth(directory / "frames" / str(k), gt)
+    with atomic_path(views_dir / "cameras.json") as tmp:
+        tmp.write_text(json.dumps(cameras, indent=1))
+    return _ShapeResult(task, time.perf_counter() - start, str(getattr(shape, "variant", "")))
+
+
+def _run_tasks(
+    tasks: Sequence[ShapeTask],
+    staging: Path,
+    preset: Preset,
+    frame: str,
+    workers: int,
+    generator: Callable[[str, int], Any] | None,
+    report: Callable[[], None],
+) -> list[_ShapeResult]:
+    if workers == 1:
+        results = []
+        for task in tasks:
+            results.append(_build_shape(task, str(staging), preset, frame, generator))
+            report()
+        return results
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
+        futures = [
+            pool.submit(_build_shape, task, str(staging), preset, frame, generator)
+            for task in tasks
+        ]
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                future.result()  # re-raises a worker's exception here
+                report()
+        return [f.result() for f in futures]
+    finally:
+        # On failure: drop queued shapes and wait for running ones, so nothing writes into
+        # the staging folder after it is removed.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def estimate_size(preset: str | Preset, frame: str = "object") -> int:
+    """Upper estimate of a build's size on disk in bytes (ground truth dominates).
+
+    Per ground-truth folder: both grids as bool .npy, surface points and normals as float32,
+    occupancy points and labels (counted uncompressed) and a mesh allowance; per view a
+    PNG allowance. The viewer frame stores one more ground-truth folder per view.
+    """
+    p = _get_preset(preset)
+    per_gt = 128**3 + 32**3 + 24 * N_SURFACE_POINTS + 13 * N_OCCUPANCY_POINTS + 256 * 1024
+    per_view = 3 * p.image_size**2  # generous for a mostly transparent RGBA PNG
+    folders = 1 + (p.views if frame == "viewer" else 0)
+    shapes = len(p.classes) * (p.train + p.val + p.test)
+    return shapes * (folders * per_gt + p.views * per_view)
+
+
+def _check_disk(out: Path, needed: int) -> None:
+    free = shutil.disk_usage(out.parent).free
+    if free < needed:
+        raise OSError(
+            f"not enough disk space for the build: about {needed / 1e9:.1f} GB needed in "
+            f"{out.parent}, {free / 1e9:.1f} GB free; free space, choose another --out, or use a "
+            "smaller preset or the object frame"
+        )
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists():
+        if not out.is_dir():
+            raise FileExistsError(f"{out} exists and is not a folder; choose another --out")
+        if any(out.iterdir()) and not overwrite:
+            raise FileExistsError(
+                f"{out} already exists and is not empty; pass overwrite=True (--overwrite) to replace it"
+            )
+
+
+def _replace(staging: Path, out: Path) -> None:
+    """Move the finished staging folder onto `out` (replacing an existing folder)."""
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+        os.replace(out, old / "previous")
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, out)
+
+
+def build_benchmark(
+    out: str | os.PathLike,
+    preset: str | Preset = "small",
+    seed: int = 0,
+    frame: str = "object",
+    workers: int = 2,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    generator: Callable[[str, int], Any] | None = None,
+) -> BenchmarkMeta:
+    """Build a procedural benchmark into `out` and return its metadata.
+
+    Args:
+        out: destination folder; must not exist or be empty unless `overwrite`.
+        preset: a name in PRESETS ("tiny", "small", "default") or a `Preset`.
+        seed: benchmark seed (>= 0); same preset and seed give byte-identical ground truth
+            and images on any machine and with any number of workers.
+        frame: "object" (ground truth in the canonical object frame) or "viewer" (also
+            `frames/<k>/` per view, see the module docstring).
+        workers: processes (spawned); 1 builds in this process.
+        overwrite: replace an existing non-empty `out` (only once the new build is done).
+        progress: called as `progress(done, total)` after each shape; None shows a tqdm bar
+            on stderr (when it is a terminal).
+        generator: `generator(class_name, seed) -> ProceduralShape`, a picklable top-level
+            function; default `svr.data.procedural.generate_shape`.
+    """
+    p = _get_preset(preset)
+    if frame not in FRAMES:
+        raise ValueError(f"frame must be 'object' or 'viewer', got {frame!r}")
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    out = Path(out).expanduser().absolute()
+    _check_out(out, overwrite)
+    tasks = plan_shapes(p, seed)
+    total = len(tasks)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    needed = estimate_size(p, frame)
+    _check_disk(out, needed)
+    log.info(
+        "building %s (%d shapes, %d views each, frame %s, seed %d) into %s with %d worker(s)",
+        p.name, total, p.views, frame, seed, out, workers,
+    )  # fmt: skip
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".building", dir=out.parent))
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; the benchmark is meant to be read
+    bar = None
+    if progress is None:
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=total, desc=f"building {p.name}", unit="shape", disable=None, file=sys.stderr
+        )
+    done = 0
+
+    def report() -> None:
+        nonlocal done
+        done += 1
+        if bar is not None:
+            bar.update(1)
+        else:
+            progress(done, total)  # type: ignore[misc]
+
+    start = time.perf_counter()
+    try:
+        results = _run_tasks(tasks, staging, p, frame, min(workers, total), generator, report)
+        counts = {s: {c: p.count(s) if c in p.classes else 0 for c in CLASS_NAMES} for s in SPLITS}
+        seconds = np.array([r.seconds for r in results])
+        variants: dict[str, dict[str, int]] = {}
+        for r in results:
+            per_class = variants.setdefault(r.task.class_name, {})
+            per_class[r.variant] = per_class.get(r.variant, 0) + 1
+        meta = BenchmarkMeta(
+            name=BENCHMARK_NAME,
+            version=BENCHMARK_VERSION,
+            seed=seed,
+            frame=frame,
+            source="procedural",
+            preset=p.name,
+            image_size=p.image_size,
+            views_per_shape=p.views,
+            classes=[{"name": c, "synset": NAME_TO_SYNSET[c]} for c in p.classes],
+            counts=counts,
+            test_checksum=test_checksum(staging),
+            extra={
+                "build_seconds": round(time.perf_counter() - start, 2),
+                "shape_seconds_mean": round(float(seconds.mean()), 3),
+                "shape_seconds_max": round(float(seconds.max()), 3),
+                "workers": workers,
+                "disk_bytes_estimate": needed,
+                "supersample": p.supersample,
+                "variants": variants,
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        )
+        write_meta(staging, meta)
+        _check_out(out, overwrite)  # someone may have written there meanwhile
+        _replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    log.info(
+        "built %s in %.1f s (%.2f s per shape per worker)",
+        out, time.perf_counter() - start, float(seconds.mean()),
+    )  # fmt: skip
+    return meta
