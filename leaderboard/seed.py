@@ -1,0 +1,158 @@
+"""Seed the leaderboard with the shipped methods as baseline entries.
+
+For every registered method (`svr.models.REGISTRY`: the five methods, `oracle_nn` and
+`mean_shape`), predict the benchmark's test split with `svr.predict.write_submission` (the
+Python API of `python -m svr.predict`) into a submission archive, and submit it through the normal `LeaderboardService.submit` path
+(validation, queue, worker) marked as a baseline. Methods already present as a baseline
+(same archive hash or same method name) are skipped, so seeding twice is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from leaderboard.db import Status, Submission
+
+__all__ = ["seed_baselines", "SeedResult", "BASELINE_NAMES", "SEED_SUBMITTER"]
+
+logger = logging.getLogger(__name__)
+
+SEED_SUBMITTER = "baselines"
+BASELINE_NAMES = {
+    "clustering": "Clustering",
+    "retrieval": "Retrieval",
+    "voxel": "Voxel decoder",
+    "occupancy": "Occupancy network",
+    "atlas": "AtlasNet-style patches",
+    "oracle_nn": "Oracle NN (uses ground truth)",
+    "mean_shape": "Mean shape",
+}
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """What happened to one method: "submitted" (with its id), "skipped" or "failed"."""
+
+    method: str
+    outcome: str
+    submission_id: int | None = None
+    message: str = ""
+
+
+def _predict(model: str, weights: Path, benchmark_dir: Path, out: Path) -> None:
+    """Write `out` (a submission .zip) with the `svr.predict` Python API, or its command line
+    when the API cannot be imported."""
+    try:
+        from svr.models import load_model
+        from svr.predict import write_submission
+    except ImportError:
+        _predict_subprocess(model, weights, benchmark_dir, out)
+        return
+    from svr.data.layout import Benchmark
+
+    if not Path(weights).is_dir():
+        raise FileNotFoundError(f"no weights for {model} at {weights}")
+    loaded = load_model(model, weights)
+    try:
+        write_submission(loaded, Benchmark(benchmark_dir), out)
+    finally:
+        del loaded
+
+
+def _predict_subprocess(model: str, weights: Path, benchmark_dir: Path, out: Path) -> None:
+    """Write `out` with `python -m svr.predict` in a child process."""
+    cmd = [
+        sys.executable, "-m", "svr.predict", "--model", model, "--weights", str(weights),
+        "--benchmark", str(benchmark_dir), "--out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        raise RuntimeError(
+            f"svr.predict {model} exited with {done.returncode}: " + " | ".join(tail)
+        )
+
+
+def _existing_baselines(service: Any) -> set[str]:
+    with service.factory() as session:
+        return set(
+            session.scalars(
+                select(Submission.method).where(
+                    Submission.baseline.is_(True),
+                    Submission.deleted.is_(False),
+                    Submission.status != Status.FAILED,
+                )
+            ).all()
+        )
+
+
+def seed_baselines(
+    service: Any,
+    benchmark_dir: Path,
+    models_dir: Path,
+    progress: Callable[[str], None] | None = None,
+    methods: Iterable[str] | None = None,
+    predict: Callable[[str, Path, Path, Path], None] = _predict,
+) -> list[SeedResult]:
+    """Predict and submit every shipped method as a baseline (see the module docstring).
+
+    Args:
+        service: a `LeaderboardService`.
+        benchmark_dir: the benchmark to predict.
+        models_dir: one folder of weights per method (`<models_dir>/<name>`).
+        progress: called with a one-line message per method.
+        methods: names to seed (default: every registered method).
+        predict: (model, weights dir, benchmark dir, out zip) -> None (default: svr.predict).
+
+    Returns:
+        One SeedResult per method.
+    """
+    from leaderboard.service import ServiceError
+
+    if methods is None:
+        from svr.models import REGISTRY
+
+        methods = list(REGISTRY)
+    service.settings.scratch_dir.mkdir(parents=True, exist_ok=True)
+    results: list[SeedResult] = []
+    say = progress or (lambda message: None)
+    for name in methods:
+        display = BASELINE_NAMES.get(name, name.replace("_", " ").title())
+        if display in _existing_baselines(service):
+            results.append(SeedResult(name, "skipped", message="already a baseline"))
+            say(f"{display}: already on the leaderboard")
+            continue
+        weights = Path(models_dir) / name
+        with tempfile.TemporaryDirectory(dir=service.settings.scratch_dir) as tmp:
+            archive = Path(tmp) / f"{name}.zip"
+            try:
+                say(f"{display}: predicting the test split")
+                predict(name, weights, Path(benchmark_dir), archive)
+                sid = service.submit(archive, {"method": display}, SEED_SUBMITTER, baseline=True)
+            except ServiceError as exc:
+                outcome = "skipped" if "already submitted" in exc.reason else "failed"
+                results.append(SeedResult(name, outcome, message=exc.reason))
+                say(f"{display}: {outcome}: {exc.reason}")
+                continue
+            except FileNotFoundError as exc:
+                logger.warning("seeding %s skipped: %s", name, exc)
+                results.append(SeedResult(name, "failed", message=str(exc)))
+                say(f"{display}: failed: {exc}")
+                continue
+            except Exception as exc:
+                logger.exception("seeding %s failed", name)
+                results.append(SeedResult(name, "failed", message=str(exc)))
+                say(f"{display}: failed: {exc}")
+                continue
+        results.append(SeedResult(name, "submitted", sid))
+        say(f"{display}: submitted as {sid}")
+    return results

@@ -1,0 +1,131 @@
+"""Settings of the leaderboard: the one place in `leaderboard` that reads the environment.
+
+| variable                  | default                     | meaning                                          |
+|---------------------------|-----------------------------|--------------------------------------------------|
+| SVR_HOME                  | ~/.local/share/svr-what3d   | all state: svr.db, archives/, scratch/ (not served) |
+| DATABASE_URL              | sqlite:///$SVR_HOME/svr.db  | any SQLAlchemy URL                               |
+| SVR_ADMIN_TOKEN           | (unset: token login off)    | maintainer token for the Maintainers tab         |
+| SVR_ADMINS                | (empty)                     | comma-separated HF user/org names (on a Space)   |
+| SPACE_ID                  | (unset)                     | set by Hugging Face Spaces; enables OAuth        |
+| SVR_MAX_PER_DAY           | 5                           | submissions per submitter per 24 h (failed ones excluded) |
+| SVR_MAX_CONCURRENT        | 2                           | unfinished submissions per submitter             |
+| SVR_MAX_ATTEMPTS          | 3                           | interrupted scoring attempts before a job fails  |
+| SVR_SCORING_TIME_LIMIT    | 3600                        | seconds one scoring job may take                 |
+| SVR_HEARTBEAT_STALE       | 300                         | seconds without heartbeat before a job is requeued |
+| SVR_MAX_ARCHIVE_MB        | 2048                        | largest archive accepted (MB)                    |
+| SVR_SCORING_DEVICE        | (auto)                      | cpu or cuda                                      |
+| SVR_BACKUP_REPO           | (unset: no backup)          | private HF dataset repo id for backups           |
+| SVR_BACKUP_INTERVAL       | 3600                        | seconds between backups                          |
+
+Submitter identity off a Space is a free-text name: it is NOT authenticated, so the
+per-submitter limits there only stop accidents, not abuse.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+__all__ = ["LeaderboardSettings", "DEFAULT_HOME"]
+
+DEFAULT_HOME = Path("~/.local/share/svr-what3d")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: expected an integer") from None
+    if value < minimum:
+        raise ValueError(f"{name}={value}: must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: expected a number") from None
+    if not value > minimum:
+        raise ValueError(f"{name}={value}: must be greater than {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class LeaderboardSettings:
+    """Where the leaderboard keeps its state and how it limits submissions.
+
+    Times are in seconds, sizes in bytes. `home` holds `svr.db`, `archives/` and `scratch/`.
+    """
+
+    home: Path
+    database_url: str = ""
+    admin_token: str | None = None
+    admins: tuple[str, ...] = ()
+    space_id: str | None = None
+    max_per_day: int = 5
+    max_concurrent: int = 2
+    max_attempts: int = 3
+    scoring_time_limit_s: float = 3600.0
+    heartbeat_stale_s: float = 300.0
+    heartbeat_interval_s: float = 10.0
+    poll_interval_s: float = 2.0
+    max_archive_bytes: int = 2048 * (1 << 20)
+    scoring_device: str | None = None
+    backup_repo: str | None = None
+    backup_interval_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'svr.db'}")
+
+    @property
+    def archives_dir(self) -> Path:
+        return self.home / "archives"
+
+    @property
+    def scratch_dir(self) -> Path:
+        return self.home / "scratch"
+
+    @property
+    def on_space(self) -> bool:
+        return bool(self.space_id)
+
+    def with_(self, **changes: object) -> LeaderboardSettings:
+        """A copy with some fields changed (tests)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LeaderboardSettings:
+        """Read the settings from environment variables (see the module docstring)."""
+        env = os.environ if env is None else env
+        home = Path(env.get("SVR_HOME") or DEFAULT_HOME).expanduser()
+        admins = tuple(a.strip() for a in env.get("SVR_ADMINS", "").split(",") if a.strip())
+        device = (env.get("SVR_SCORING_DEVICE") or "").strip() or None
+        if device not in (None, "cpu", "cuda"):
+            raise ValueError(f"SVR_SCORING_DEVICE={device!r}: expected cpu or cuda")
+        return cls(
+            home=home,
+            database_url=env.get("DATABASE_URL", "").strip(),
+            admin_token=env.get("SVR_ADMIN_TOKEN") or None,
+            admins=admins,
+            space_id=env.get("SPACE_ID") or None,
+            max_per_day=_int(env, "SVR_MAX_PER_DAY", 5),
+            max_concurrent=_int(env, "SVR_MAX_CONCURRENT", 2),
+            max_attempts=_int(env, "SVR_MAX_ATTEMPTS", 3, minimum=1),
+            scoring_time_limit_s=_float(env, "SVR_SCORING_TIME_LIMIT", 3600.0),
+            heartbeat_stale_s=_float(env, "SVR_HEARTBEAT_STALE", 300.0),
+            max_archive_bytes=_int(env, "SVR_MAX_ARCHIVE_MB", 2048, minimum=1) * (1 << 20),
+            scoring_device=device,
+            backup_repo=(env.get("SVR_BACKUP_REPO") or "").strip() or None,
+            backup_interval_s=_float(env, "SVR_BACKUP_INTERVAL", 3600.0),
+        )

@@ -1,0 +1,469 @@
+"""Gradio tabs of the leaderboard: Leaderboard, Submit, Maintainers.
+
+`add_leaderboard_tabs(service)` is called inside an open `gr.Tabs()` of the app's Blocks.
+Handlers are short: parse, call one `LeaderboardService` method, turn known errors into
+`gr.Error`. Named API endpoints for `gradio_client`:
+
+- `/submit` (archive file, metadata JSON string, submitter name) -> submission id
+- `/submission_status` (id) -> status dict (overall and per-class results when done)
+- `/leaderboard` () -> the table as a list of records
+
+Nothing returned is a path inside SVR_HOME or the benchmark: exports are written to a fresh
+temporary file per request; view images are returned as arrays.
+
+Submitter identity: on a Hugging Face Space (SPACE_ID set) the OAuth user; elsewhere the
+free-text "Submitter name" field, which is NOT authenticated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from leaderboard import views
+from leaderboard.service import (
+    ADMIN_ACTIONS,
+    AuthError,
+    LeaderboardService,
+    ServiceError,
+    SubmissionRejected,
+)
+
+__all__ = ["add_leaderboard_tabs"]
+
+logger = logging.getLogger(__name__)
+
+_ARCHIVE_TYPES = [".zip", ".tar", ".gz", ".tgz", ".npz"]
+_SUBMIT_HELP = """
+Upload one archive (`.zip`, `.tar`, `.tar.gz`/`.tgz` or `.npz`) with one prediction per test
+item named `<class>/<shape id>/<view>.<ext>` and a `submission.json` manifest (or fill in
+method, representation and frame below). Get a valid example with
+`python -m leaderboard template --benchmark DIR --out example.zip`. The archive is checked at
+once; scoring runs in the background (see "My submissions"). Missing items score the worst
+values. Limits: {per_day} submissions per 24 h (failed ones do not count; deleting does not
+reset it), {concurrent} waiting at a time.
+"""
+
+
+def use_oauth(on_space: bool) -> bool:
+    """Whether to offer Hugging Face login: only on a Space (a LoginButton breaks page
+    construction elsewhere) and only when gradio's OAuth extras (`gradio[oauth]`: authlib,
+    itsdangerous) are installed, else the page fails to build; then token login only."""
+    if not on_space:
+        return False
+    import importlib.util
+
+    missing = [m for m in ("authlib", "itsdangerous") if importlib.util.find_spec(m) is None]
+    if missing:
+        logger.warning(
+            "Hugging Face login disabled: %s not installed (add gradio[oauth] to requirements)",
+            ", ".join(missing),
+        )
+        return False
+    return True
+
+
+def _error(exc: Exception) -> gr.Error:
+    if isinstance(exc, ServiceError):
+        message = exc.reason
+        if exc.details:
+            message += "\n" + "\n".join(f"- {d}" for d in exc.details[:20])
+        return gr.Error(message, duration=None)
+    return gr.Error(str(exc), duration=None)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(frame.to_json(orient="records", force_ascii=False))
+
+
+def _datatypes(frame: pd.DataFrame) -> list[str]:
+    types = []
+    for column in frame.columns:
+        if column in ("Paper", "Code"):
+            types.append("markdown")
+        elif pd.api.types.is_numeric_dtype(frame[column]):
+            types.append("number")
+        else:
+            types.append("str")
+    return types
+
+
+def _export(frame: pd.DataFrame, kind: str) -> str:
+    """Write the table to a fresh temporary file; its path (for gr.File)."""
+    folder = Path(tempfile.mkdtemp(prefix="svr-leaderboard-export-"))
+    path = folder / f"leaderboard.{kind}"
+    if kind == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        path.write_text(json.dumps(_records(frame), indent=1, ensure_ascii=False))
+    return str(path)
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _figure(width: float = 7.0, height: float = 4.0) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def per_class_figure(frame: pd.DataFrame, label: str) -> Any:
+    """Grouped bars: classes on x, one bar per entry (columns of `frame` after 'Class')."""
+    fig = _figure(9, 4)
+    ax = fig.add_subplot()
+    entries = [c for c in frame.columns if c != "Class"]
+    if frame.empty or not entries:
+        ax.text(0.5, 0.5, "no scored entries yet", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    x = np.arange(len(frame))
+    width = 0.8 / len(entries)
+    for k, name in enumerate(entries):
+        values = pd.to_numeric(frame[name], errors="coerce").fillna(0.0).to_numpy()
+        ax.bar(x + (k - (len(entries) - 1) / 2) * width, values, width, label=name)
+    ax.set_xticks(x, frame["Class"], rotation=45, ha="right")
+    ax.set_ylabel(f"{label} (higher is better)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize="small", ncols=2)
+    return fig
+
+
+def ecdf_figure(distributions: dict[str, np.ndarray], baselines: set[str], label: str) -> Any:
+    """Empirical CDFs of per-item scores; baselines dashed."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    if not distributions:
+        ax.text(0.5, 0.5, "no scored entries yet", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    for name, values in distributions.items():
+        values = np.sort(values)
+        y = np.arange(1, len(values) + 1) / len(values)
+        style = "--" if name in baselines else "-"
+        ax.step(values, y, style, where="post", label=name)
+    ax.set_xlabel(f"per-item {label} (higher is better)")
+    ax.set_ylabel("fraction of test items <= x")
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize="small")
+    return fig
+
+
+# ----------------------------------------------------------------------------- tabs
+
+
+def add_leaderboard_tabs(service: LeaderboardService) -> None:
+    """Create the Leaderboard, Submit and Maintainers tabs inside an open `gr.Tabs()`."""
+    _leaderboard_tab(service)
+    _submit_tab(service)
+    _maintainers_tab(service)
+
+
+def _leaderboard_tab(service: LeaderboardService) -> None:
+    label = service.headline_label
+    base_columns = views.BASE_COLUMNS(service.headline_key)
+    default_columns = [c for c in base_columns if c not in ("Authors", "Training data", "ID")]
+
+    def table(search: str, reps: list[str], baselines: bool, per_class: bool,
+              columns: list[str], sort_by: str) -> Any:  # fmt: skip
+        frame = service.table(
+            search=search, representations=reps or None, show_baselines=baselines,
+            per_class=per_class, columns=columns or None, sort_by=sort_by or None,
+            markdown_links=True,
+        )  # fmt: skip
+        return gr.Dataframe(value=frame, datatype=_datatypes(frame))
+
+    def api_table() -> list[dict[str, Any]]:
+        return _records(service.table())
+
+    def export(kind: str, search: str, reps: list[str], baselines: bool, per_class: bool) -> str:
+        frame = service.table(search=search, representations=reps or None,
+                              show_baselines=baselines, per_class=per_class)  # fmt: skip
+        return _export(frame, kind)
+
+    def export_csv(search: str, reps: list[str], baselines: bool, per_class: bool) -> str:
+        return export("csv", search, reps, baselines, per_class)
+
+    def export_json(search: str, reps: list[str], baselines: bool, per_class: bool) -> str:
+        return export("json", search, reps, baselines, per_class)
+
+    def analysis(ids: list[int]) -> tuple[Any, Any, Any, pd.DataFrame]:
+        entries = service.entries()
+        chosen = ids or [e.id for e in entries]
+        frame = service.per_class_table(chosen)
+        baselines = {e.name for e in entries if e.baseline}
+        dist = service.distributions(chosen)
+        return (
+            frame,
+            per_class_figure(frame, label),
+            ecdf_figure(dist, baselines, label),
+            service.recognition_table(),
+        )
+
+    def compare(a: int | None, b: int | None) -> tuple[pd.DataFrame, pd.DataFrame, list[Any]]:
+        if a is None or b is None:
+            raise gr.Error("choose two entries")
+        try:
+            result = service.compare(int(a), int(b))
+            gallery = [
+                (service.view_image(item), f"{item}: {diff:+.3f}")
+                for item, diff in zip(
+                    result.items["Item"], result.items["Difference (A - B)"], strict=True
+                )
+            ]
+        except ServiceError as exc:
+            raise _error(exc) from None
+        return result.per_class, result.items, gallery
+
+    def choices() -> tuple[Any, Any, Any]:
+        options = service.entry_choices()
+        return (
+            gr.Dropdown(choices=options),
+            gr.Dropdown(choices=options),
+            gr.Dropdown(choices=options),
+        )
+
+    with gr.Tab("Leaderboard"):
+        gr.Markdown(
+            f"Entries are ranked in **tiers**: an entry whose 95% bootstrap interval (resampling "
+            f"test shapes) of the headline {label} overlaps the leader's shares its tier. "
+            f'↑ higher is better, ↓ lower is better. "vs Clustering / Retrieval": is the entry '
+            f"distinguishable from a recognition baseline on per-item {label} (Wilcoxon "
+            f"signed-rank on the same items; KS in the analysis table)?"
+        )
+        about = gr.Markdown()
+        with gr.Row():
+            search = gr.Textbox(label="Search method, authors, training data", scale=2)
+            reps = gr.CheckboxGroup(["voxels", "mesh", "points"], label="Representation")
+            baselines = gr.Checkbox(True, label="Show baselines")
+            per_class = gr.Checkbox(False, label="Per-class columns")
+        with gr.Row():
+            columns = gr.CheckboxGroup(base_columns, value=default_columns, label="Columns")
+            sort_by = gr.Dropdown(
+                [""] + [c for c in base_columns if c.endswith(("↑", "↓"))], value="",
+                label="Sort by (default: tier)",
+            )  # fmt: skip
+        board = gr.Dataframe(label="Leaderboard", interactive=False, wrap=True)
+        with gr.Row():
+            refresh = gr.Button("Refresh")
+            csv_btn = gr.Button("Export CSV")
+            json_btn = gr.Button("Export JSON")
+            api_btn = gr.Button("api", visible=False)
+        download = gr.File(label="Download", interactive=False)
+        records = gr.JSON(visible=False)
+        filters = [search, reps, baselines, per_class, columns, sort_by]
+        for trigger in (refresh.click, search.submit, reps.change, baselines.change,
+                        per_class.change, columns.change, sort_by.change):  # fmt: skip
+            trigger(table, filters, board, api_visibility="private")
+        api_btn.click(api_table, None, records, api_name="leaderboard")
+        csv_btn.click(export_csv, filters[:4], download, api_visibility="private")
+        json_btn.click(export_json, filters[:4], download, api_visibility="private")
+
+        with gr.Accordion(
+            "Per-class results, distributions, recognition or reconstruction?", open=False
+        ):
+            pick = gr.Dropdown([], multiselect=True, label="Entries (empty: all)")
+            show = gr.Button("Show")
+            class_table = gr.Dataframe(label=f"{label} per class", interactive=False)
+            class_plot = gr.Plot(label=f"{label} per class")
+            ecdf_plot = gr.Plot(label=f"Distribution of per-item {label} (baselines dashed)")
+            recognition = gr.Dataframe(
+                label="Tests against the recognition baselines", interactive=False
+            )
+            show.click(analysis, pick, [class_table, class_plot, ecdf_plot, recognition],
+                       api_visibility="private")  # fmt: skip
+
+        with gr.Accordion("Compare two entries", open=False):
+            with gr.Row():
+                entry_a = gr.Dropdown([], label="Entry A")
+                entry_b = gr.Dropdown([], label="Entry B")
+            compare_btn = gr.Button("Compare")
+            diff_table = gr.Dataframe(label="Per-class difference", interactive=False)
+            items_table = gr.Dataframe(label="Items where they disagree most", interactive=False)
+            gallery = gr.Gallery(label="Input views of those items", columns=4, height="auto")
+            compare_btn.click(compare, [entry_a, entry_b], [diff_table, items_table, gallery],
+                              api_visibility="private")  # fmt: skip
+        refresh.click(choices, None, [pick, entry_a, entry_b], api_visibility="private")
+
+    # Fill the table and the dropdowns when the page loads.
+    def initial_table() -> Any:
+        return table("", [], True, False, default_columns, "")
+
+    _on_load(initial_table, [board])
+    _on_load(service.describe, [about])
+    _on_load(choices, [pick, entry_a, entry_b])
+
+
+def _on_load(fn: Any, outputs: list[Any]) -> None:
+    """Run `fn` when the page loads (inside the enclosing Blocks)."""
+    blocks = gr.context.Context.root_block
+    if blocks is not None:
+        blocks.load(fn, None, outputs, api_visibility="private")
+
+
+def _submit_tab(service: LeaderboardService) -> None:
+    settings = service.settings
+    on_space = use_oauth(settings.on_space)
+
+    def who(name: str, profile: gr.OAuthProfile | None) -> str:
+        if on_space:
+            if profile is None:
+                raise gr.Error("log in with Hugging Face to submit")
+            return profile.username
+        return (name or "").strip()
+
+    def submit(archive: str | None, metadata_json: str, name: str,
+               profile: gr.OAuthProfile | None = None) -> int:  # fmt: skip
+        if not archive:
+            raise gr.Error("upload an archive first")
+        try:
+            metadata = json.loads(metadata_json or "{}")
+        except json.JSONDecodeError as exc:
+            raise gr.Error(f"metadata is not valid JSON: {exc}") from None
+        if not isinstance(metadata, dict):
+            raise gr.Error("metadata must be a JSON object")
+        try:
+            return service.submit(archive, metadata, who(name, profile))
+        except ServiceError as exc:
+            raise _error(exc) from None
+
+    def submit_form(archive: str | None, method: str, authors: str, paper: str, code: str,
+                    representation: str, frame: str, training: str, contact: str, name: str,
+                    profile: gr.OAuthProfile | None = None) -> tuple[str, pd.DataFrame]:  # fmt: skip
+        metadata = {
+            "method": method, "authors": authors, "paper_url": paper, "code_url": code,
+            "representation": representation, "frame": frame, "training_data": training,
+            "contact": contact,
+        }  # fmt: skip
+        submitter = who(name, profile)
+        if not archive:
+            raise gr.Error("upload an archive first")
+        try:
+            sid = service.submit(archive, metadata, submitter)
+            message = f"Submission {sid} accepted and queued for scoring."
+        except SubmissionRejected as exc:
+            details = "\n".join(f"- {d}" for d in exc.details[:30])
+            message = f"**{exc.reason}**\n\n{details}"
+        except ServiceError as exc:
+            raise _error(exc) from None
+        return message, service.submissions_of(submitter)
+
+    def status(submission_id: float) -> dict[str, Any]:
+        try:
+            return service.status(int(submission_id))
+        except (ServiceError, ValueError, TypeError) as exc:
+            raise _error(exc) from None
+
+    def mine(name: str, profile: gr.OAuthProfile | None = None) -> pd.DataFrame:
+        try:
+            submitter = who(name, profile)
+        except gr.Error:
+            return service.submissions_of("")
+        return service.submissions_of(submitter)
+
+    with gr.Tab("Submit"):
+        gr.Markdown(_SUBMIT_HELP.format(per_day=settings.max_per_day,
+                                        concurrent=settings.max_concurrent))  # fmt: skip
+        if on_space:
+            gr.LoginButton()
+            name = gr.Textbox(visible=False)
+        else:
+            name = gr.Textbox(
+                label="Submitter name",
+                info="Not authenticated off a Hugging Face Space: anyone can type any name.",
+            )
+        archive = gr.File(label="Submission archive", file_types=_ARCHIVE_TYPES, type="filepath")
+        with gr.Row():
+            method = gr.Textbox(label="Method name")
+            authors = gr.Textbox(label="Authors")
+        with gr.Row():
+            paper = gr.Textbox(label="Paper URL")
+            code = gr.Textbox(label="Code URL")
+        with gr.Row():
+            representation = gr.Dropdown(["", "voxels", "mesh", "points"], value="",
+                                         label="Representation (blank: from submission.json)")  # fmt: skip
+            frame = gr.Dropdown(["", "object", "viewer"], value="",
+                                label="Coordinate frame (blank: from submission.json)")  # fmt: skip
+        with gr.Row():
+            training = gr.Textbox(label="Training data")
+            contact = gr.Textbox(label="Contact (not shown publicly)")
+        go = gr.Button("Submit", variant="primary")
+        result = gr.Markdown()
+        my_table = gr.Dataframe(
+            label="My submissions (status, progress, reasons)", interactive=False
+        )
+        refresh = gr.Button("Refresh my submissions")
+        timer = gr.Timer(5.0)
+        go.click(
+            submit_form,
+            [archive, method, authors, paper, code, representation, frame, training, contact, name],
+            [result, my_table],
+            api_visibility="private",
+        )
+        refresh.click(mine, name, my_table, api_visibility="private")
+        timer.tick(mine, name, my_table, api_visibility="private", show_progress="hidden")
+
+        # Programmatic endpoints (gradio_client).
+        api_meta = gr.Textbox(visible=False)
+        api_id = gr.Number(visible=False, precision=0)
+        api_status = gr.JSON(visible=False)
+        api_submit = gr.Button(visible=False)
+        api_poll = gr.Button(visible=False)
+        api_submit.click(submit, [archive, api_meta, name], api_id, api_name="submit")
+        api_poll.click(status, api_id, api_status, api_name="submission_status")
+
+
+def _maintainers_tab(service: LeaderboardService) -> None:
+    settings = service.settings
+    oauth = use_oauth(settings.on_space)
+
+    def actor_of(token: str, profile: gr.OAuthProfile | None) -> str:
+        try:
+            return service.authorize(token=token or None, profile=profile)
+        except AuthError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def apply(token: str, ids: str, action: str,
+              profile: gr.OAuthProfile | None = None) -> tuple[str, pd.DataFrame]:  # fmt: skip
+        actor = actor_of(token, profile)
+        try:
+            numbers = [int(x) for x in ids.replace(",", " ").split()]
+        except ValueError:
+            raise gr.Error("submission ids: numbers separated by commas or spaces") from None
+        if not numbers:
+            raise gr.Error("enter at least one submission id")
+        try:
+            lines = service.admin_action(action, numbers, actor)
+        except ServiceError as exc:
+            raise _error(exc) from None
+        return "\n".join(f"- {line}" for line in lines), service.admin_table(actor)
+
+    def show_all(token: str, profile: gr.OAuthProfile | None = None) -> pd.DataFrame:
+        return service.admin_table(actor_of(token, profile))
+
+    with gr.Tab("Maintainers"):
+        gr.Markdown(
+            "Hide, delete (soft), rescore (requeue with the current protocol), mark as baseline "
+            "or verified. Sign in with the maintainer token"
+            + (" or Hugging Face (allow-listed users and organisations)." if oauth else ".")
+        )
+        if oauth:
+            gr.LoginButton()
+        token = gr.Textbox(label="Maintainer token", type="password")
+        with gr.Row():
+            ids = gr.Textbox(label="Submission ids (e.g. 3, 5)")
+            action = gr.Dropdown(list(ADMIN_ACTIONS), value="hide", label="Action")
+        with gr.Row():
+            go = gr.Button("Apply", variant="stop")
+            list_btn = gr.Button("Show all submissions")
+        result = gr.Markdown()
+        everything = gr.Dataframe(label="All submissions", interactive=False)
+        go.click(apply, [token, ids, action], [result, everything], api_visibility="private")
+        list_btn.click(show_all, token, everything, api_visibility="private")

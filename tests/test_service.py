@@ -1,0 +1,376 @@
+"""LeaderboardService: submission lifecycle, duplicates, limits, maintainers, analysis views.
+
+Real SQLite files in tmp_path; the archive opener and scorer are the small fakes of
+`tests/leaderboard_fakes.py` (the real ones are exercised in test_worker / test_leaderboard_ui).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from leaderboard_fakes import make_service, scores_for, write_fake_archive
+from sqlalchemy import select, update
+
+from leaderboard.db import ItemScore, Status, Submission
+from leaderboard.service import AuthError, ServiceError, SubmissionRejected, redact
+
+
+@pytest.fixture
+def svc(tmp_path: Path):
+    service, ids = make_service(tmp_path)
+    service.test_ids = ids  # type: ignore[attr-defined]
+    yield service
+    service.close()
+
+
+def _scored_archive(tmp_path: Path, svc, name: str, value: float, spread: float = 0.0,
+                    seed: int = 0, **extra: object) -> Path:  # fmt: skip
+    rng = np.random.default_rng(seed)
+    return write_fake_archive(
+        tmp_path / f"{name}-{seed}.zip", name, scores_for(svc.test_ids, value, rng, spread), **extra
+    )
+
+
+def _score_all(svc) -> None:
+    worker = svc.make_worker()
+    while worker.run_once() is not None:
+        pass
+
+
+def test_lifecycle_submit_validate_queue_score(tmp_path: Path, svc) -> None:
+    archive = _scored_archive(tmp_path, svc, "Net", 0.6)
+    sid = svc.submit(archive, {"method": "My net", "contact": "me@x.org",
+                               "paper_url": "https://arxiv.org/abs/1"}, "alice")  # fmt: skip
+    status = svc.status(sid)
+    assert status["status"] == Status.QUEUED and status["method"] == "My net"
+    assert status["progress"] == {"done": 0, "total": len(svc.test_ids)}
+    assert "overall" not in status
+    outcome = svc.make_worker().run_once()
+    assert outcome.status == Status.DONE and outcome.submission_id == sid
+    status = svc.status(sid)
+    assert status["status"] == Status.DONE
+    assert status["progress"] == {"done": len(svc.test_ids), "total": len(svc.test_ids)}
+    assert status["overall"]["mean_of_class_means"]["fscore@0.01"] == pytest.approx(0.6)
+    assert status["per_class"]["chair"]["fscore@0.01"]["median"] == pytest.approx(0.6)
+    assert status["attempts"] == 1
+    json.dumps(status)  # the API returns it as JSON
+    table = svc.table()
+    assert table["Method"].tolist() == ["My net"]
+    assert table["F@1% ↑"].iloc[0] == pytest.approx(0.6)
+    assert table["Chamfer-L1 ↓"].iloc[0] == pytest.approx(0.4)
+    assert table["Paper"].iloc[0] == "https://arxiv.org/abs/1"
+    with svc.factory() as session:
+        n_items = len(
+            session.scalars(select(ItemScore).where(ItemScore.submission_id == sid)).all()
+        )
+    assert n_items == len(svc.test_ids)
+    mine = svc.submissions_of("alice")
+    assert mine["Status"].tolist() == ["done"] and svc.submissions_of("bob").empty
+
+
+def test_invalid_archive_fails_at_once_with_reason_and_details(tmp_path: Path, svc) -> None:
+    bad = write_fake_archive(
+        tmp_path / "bad.zip", "Bad", {}, error="submission rejected: 1 item error(s)"
+    )
+    with pytest.raises(SubmissionRejected) as info:
+        svc.submit(bad, {}, "alice")
+    sid = info.value.submission_id
+    assert "1 item error" in info.value.reason and info.value.details == [
+        "item chair/s0/0: bad grid"
+    ]
+    status = svc.status(sid)
+    assert status["status"] == Status.FAILED and status["details"] == ["item chair/s0/0: bad grid"]
+    assert svc.make_worker().run_once() is None  # nothing was queued
+    # The same (failed) archive may be resubmitted after a fix of the server side.
+    with pytest.raises(SubmissionRejected):
+        svc.submit(bad, {}, "alice")
+
+
+def test_bad_requests_are_refused_before_anything_is_stored(tmp_path: Path, svc) -> None:
+    archive = _scored_archive(tmp_path, svc, "Net", 0.5)
+    with pytest.raises(ServiceError, match="submitter name"):
+        svc.submit(archive, {}, "  ")
+    with pytest.raises(ServiceError, match="unknown metadata"):
+        svc.submit(archive, {"favourite_colour": "red"}, "alice")
+    with pytest.raises(ServiceError, match="http"):
+        svc.submit(archive, {"paper_url": "javascript:alert(1)"}, "alice")
+    rar = tmp_path / "x.rar"
+    rar.write_bytes(b"x")
+    with pytest.raises(ServiceError, match="not a submission archive"):
+        svc.submit(rar, {}, "alice")
+    assert svc.store.all() == []
+    with pytest.raises(ServiceError, match="no submission 99"):
+        svc.status(99)
+
+
+def test_form_representation_must_agree_with_the_manifest(tmp_path: Path, svc) -> None:
+    archive = _scored_archive(tmp_path, svc, "Net", 0.5)
+    with pytest.raises(SubmissionRejected, match="representation"):
+        svc.submit(archive, {"representation": "mesh"}, "alice")
+
+
+def test_duplicate_archive_is_refused_naming_the_earlier_submission(tmp_path: Path, svc) -> None:
+    archive = _scored_archive(tmp_path, svc, "Net", 0.5)
+    first = svc.submit(archive, {}, "alice")
+    with pytest.raises(ServiceError, match=f"submission {first}"):
+        svc.submit(archive, {"method": "renamed"}, "alice")
+    other = svc.submit(archive, {}, "bob")  # someone else may submit the same bytes
+    assert other != first
+    assert len(svc.store.all()) == 1  # stored once
+    svc.admin_action("delete", [first], "token")
+    with pytest.raises(ServiceError, match=f"submission {first}.*deleted"):
+        svc.submit(archive, {}, "alice")
+
+
+def test_per_day_limit_ignores_failures_and_survives_deletion(tmp_path: Path) -> None:
+    svc, ids = make_service(tmp_path, max_per_day=2, max_concurrent=10)
+    try:
+        for k in range(3):  # failures do not consume the quota
+            with pytest.raises(SubmissionRejected):
+                svc.submit(write_fake_archive(tmp_path / f"bad{k}.zip", "Bad", {}, error="broken"),
+                           {}, "alice")  # fmt: skip
+        a = svc.submit(
+            write_fake_archive(tmp_path / "a.zip", "A", scores_for(ids, 0.1)), {}, "alice"
+        )
+        svc.submit(write_fake_archive(tmp_path / "b.zip", "B", scores_for(ids, 0.2)), {}, "alice")
+        c = write_fake_archive(tmp_path / "c.zip", "C", scores_for(ids, 0.3))
+        with pytest.raises(ServiceError, match="limit of 2 submissions"):
+            svc.submit(c, {}, "alice")
+        svc.admin_action("delete", [a], "token")
+        with pytest.raises(ServiceError, match="limit of 2 submissions"):
+            svc.submit(c, {}, "alice")  # deleting does not reset the limit
+        assert svc.submit(c, {}, "bob") > 0  # per submitter
+        _age_all(svc, days=2)  # a day later the quota is back
+        assert svc.submit(c, {}, "alice") > 0
+    finally:
+        svc.close()
+
+
+def _age_all(svc, days: float) -> None:
+    import datetime as dt
+
+    from leaderboard.db import utcnow
+
+    with svc.factory() as session:
+        session.execute(update(Submission).values(created_at=utcnow() - dt.timedelta(days=days)))
+        session.commit()
+
+
+def test_concurrent_limit_counts_unfinished_submissions(tmp_path: Path) -> None:
+    svc, ids = make_service(tmp_path, max_per_day=10, max_concurrent=1)
+    try:
+        svc.submit(write_fake_archive(tmp_path / "a.zip", "A", scores_for(ids, 0.1)), {}, "alice")
+        b = write_fake_archive(tmp_path / "b.zip", "B", scores_for(ids, 0.2))
+        with pytest.raises(ServiceError, match="waiting or being scored"):
+            svc.submit(b, {}, "alice")
+        _score_all(svc)
+        assert svc.submit(b, {}, "alice") > 0
+    finally:
+        svc.close()
+
+
+def test_admin_auth_refuses_missing_or_wrong_token(svc) -> None:
+    with pytest.raises(AuthError):
+        svc.authorize(token=None)
+    with pytest.raises(AuthError):
+        svc.authorize(token="")
+    with pytest.raises(AuthError):
+        svc.authorize(token="s3cret-not")
+    assert svc.authorize(token="s3cret") == "token"
+    # Off a Space an OAuth profile is not accepted even for an allow-listed name.
+    with pytest.raises(AuthError):
+        svc.authorize(profile={"username": "alice"})
+
+
+def test_admin_auth_without_a_configured_token_refuses_everything(tmp_path: Path) -> None:
+    svc, _ = make_service(tmp_path, admin_token=None)
+    try:
+        for token in (None, "", "None", "s3cret"):
+            with pytest.raises(AuthError):
+                svc.authorize(token=token)
+    finally:
+        svc.close()
+
+
+def test_admin_auth_with_hf_oauth_on_a_space(tmp_path: Path) -> None:
+    svc, _ = make_service(tmp_path, space_id="org/space", admins=("alice", "trusted-org"))
+    try:
+        assert svc.authorize(profile={"username": "alice"}) == "hf:alice"
+        member = {"username": "carol", "orgs": [{"preferred_username": "trusted-org"}]}
+        assert svc.authorize(profile=member) == "hf:carol"
+
+        class Profile(dict):  # gr.OAuthProfile is a dict with attributes
+            username = "mallory"
+
+        with pytest.raises(AuthError):
+            svc.authorize(profile=Profile(username="mallory", orgs=[{"name": "other"}]))
+        with pytest.raises(AuthError):
+            svc.authorize(profile=None)
+    finally:
+        svc.close()
+
+
+def test_maintainer_actions(tmp_path: Path, svc) -> None:
+    a = svc.submit(_scored_archive(tmp_path, svc, "A", 0.7), {}, "alice")
+    b = svc.submit(_scored_archive(tmp_path, svc, "B", 0.3), {}, "bob")
+    _score_all(svc)
+    assert set(svc.table()["ID"]) == {a, b}
+    svc.admin_action("hide", [a], "token")
+    assert set(svc.table()["ID"]) == {b}
+    assert svc.status(a)["hidden"] is True
+    svc.admin_action("unhide", [a], "token")
+    svc.admin_action("verify", [a], "token")
+    svc.admin_action("baseline", [b], "token")
+    table = svc.table().set_index("ID")
+    assert table.loc[a, "Verified"] == "verified" and table.loc[b, "Baseline"] == "baseline"
+    assert svc.table(show_baselines=False)["ID"].tolist() == [a]
+    lines = svc.admin_action("rescore", [a, 999], "token")
+    assert lines == [f"{a}: rescore done", "999: no such submission"]
+    assert svc.status(a)["status"] == Status.QUEUED and svc.status(a)["attempts"] == 0
+    _score_all(svc)
+    assert svc.status(a)["status"] == Status.DONE
+    svc.admin_action("delete", [b], "token")
+    with pytest.raises(ServiceError):
+        svc.status(b)
+    assert svc.admin_action("rescore", [b], "token") == [f"{b}: deleted; undelete it first"]
+    everything = svc.admin_table("token")
+    assert (
+        set(everything["ID"]) == {a, b} and "deleted" in everything.set_index("ID").loc[b, "Flags"]
+    )
+    with pytest.raises(ServiceError, match="unknown action"):
+        svc.admin_action("drop_table", [a], "token")
+
+
+def test_table_filters_sorting_columns_and_tiers(tmp_path: Path, svc) -> None:
+    ids = {}
+    for name, value, rep in (
+        ("Good", 0.8, "voxels"),
+        ("Close", 0.79, "mesh"),
+        ("Weak", 0.2, "points"),
+    ):
+        arch = _scored_archive(tmp_path, svc, name, value, spread=0.05, seed=int(value * 100))
+        ids[name] = svc.submit(arch, {"representation": ""}, name.lower())
+        with svc.factory() as session:
+            session.execute(
+                update(Submission).where(Submission.id == ids[name]).values(representation=rep)
+            )
+            session.commit()
+    _score_all(svc)
+    table = svc.table()
+    assert table["Method"].tolist() == ["Good", "Close", "Weak"]
+    tiers = dict(zip(table["Method"], table["Tier"], strict=True))
+    assert tiers["Good"] == tiers["Close"] == 1 and tiers["Weak"] == 2
+    assert svc.table(search="clo")["Method"].tolist() == ["Close"]
+    assert svc.table(representations=["points"])["Method"].tolist() == ["Weak"]
+    assert svc.table(sort_by="Chamfer-L1 ↓")["Method"].tolist()[0] == "Good"
+    narrow = svc.table(columns=["F@1% ↑"])
+    assert narrow.columns.tolist() == ["Tier", "Method", "F@1% ↑"]
+    wide = svc.table(per_class=True, columns=["F@1% ↑"])
+    assert "chair: F@1% ↑" in wide.columns
+    per_class = svc.per_class_table()
+    assert per_class["Class"].tolist() == ["airplane", "chair", "table"]
+
+
+def test_recognition_verdicts_against_the_baselines(tmp_path: Path, svc) -> None:
+    clus = svc.submit(_scored_archive(tmp_path, svc, "Clustering", 0.4, 0.05, 1), {}, "baselines",
+                      baseline=True)  # fmt: skip
+    svc.submit(
+        _scored_archive(tmp_path, svc, "Retrieval", 0.5, 0.05, 2), {}, "baselines", baseline=True
+    )
+    better = svc.submit(_scored_archive(tmp_path, svc, "Better", 0.8, 0.05, 3), {}, "carol")
+    _score_all(svc)
+    table = svc.table().set_index("Method")
+    assert table.loc["Better", "vs Retrieval"].startswith("better than Retrieval, p < 0.001")
+    assert table.loc["Clustering", "vs Retrieval"].startswith("worse than Retrieval")
+    rec = svc.recognition_table()
+    row = rec[(rec["Method"] == "Better") & (rec["Baseline"] == "Clustering")].iloc[0]
+    assert row["KS p"] < 0.001 and row["Wilcoxon p"] < 0.001
+    assert row["Paired items"] == len(svc.test_ids)
+    comparison = svc.compare(better, clus)
+    assert comparison.per_class["Difference (A - B)"].min() > 0.3
+    assert len(comparison.items) == 8
+    diffs = comparison.items["Difference (A - B)"].abs().tolist()
+    assert diffs == sorted(diffs, reverse=True)
+    dist = svc.distributions([better])
+    assert set(dist) == {"Better", "Clustering", "Retrieval"}  # baselines overlaid
+    with pytest.raises(ServiceError):
+        svc.compare(better, 12345)
+
+
+def test_view_images_are_arrays_of_test_items_only(svc) -> None:
+    image = svc.view_image(svc.test_ids[0])
+    assert isinstance(image, np.ndarray) and image.shape == (8, 8, 4) and image.dtype == np.uint8
+    for bad in ("../../etc/passwd", "chair/s0", "chair/../s0/0x", "../test/0", "chair/s9/0"):
+        with pytest.raises(ServiceError):
+            svc.view_image(bad)
+
+
+def test_nothing_returned_names_a_server_path(tmp_path: Path, svc) -> None:
+    home = str(svc.settings.home)
+    assert redact(f"missing {home}/archives/ab/x.zip", [svc.settings.home]) == (
+        "missing $SVR_HOME/archives/ab/x.zip"
+    )
+    bad = write_fake_archive(tmp_path / "bad.zip", "Bad", {}, error=f"cannot read {home}/scratch/x")
+    with pytest.raises(SubmissionRejected) as info:
+        svc.submit(bad, {}, "alice")
+    assert home not in str(info.value)
+    sid = svc.submit(_scored_archive(tmp_path, svc, "Net", 0.5), {}, "alice")
+    _score_all(svc)
+    texts = [json.dumps(svc.status(sid)), svc.table().to_json(), svc.admin_table("t").to_json(),
+             json.dumps(svc.status(info.value.submission_id))]  # fmt: skip
+    for text in texts:
+        assert home not in text and str(svc.benchmark_dir) not in text
+
+
+def test_seed_baselines_submits_through_the_normal_path_once(tmp_path: Path, svc) -> None:
+    from leaderboard.seed import BASELINE_NAMES, SEED_SUBMITTER, seed_baselines
+
+    calls: list[str] = []
+
+    def predict(model: str, weights: Path, benchmark_dir: Path, out: Path) -> None:
+        calls.append(model)
+        if model == "atlas":
+            raise RuntimeError("svr.predict atlas exited with 1: no weights")
+        value = {"clustering": 0.4, "retrieval": 0.45}.get(model, 0.6)
+        write_fake_archive(out, model, scores_for(svc.test_ids, value))
+
+    messages: list[str] = []
+    methods = ["clustering", "retrieval", "voxel", "atlas"]
+    results = seed_baselines(svc, svc.benchmark_dir, tmp_path / "models", messages.append,
+                             methods=methods, predict=predict)  # fmt: skip
+    outcomes = {r.method: r.outcome for r in results}
+    assert outcomes == {"clustering": "submitted", "retrieval": "submitted", "voxel": "submitted",
+                        "atlas": "failed"}  # fmt: skip
+    assert any("no weights" in m for m in messages)
+    _score_all(svc)
+    table = svc.table().set_index("Method")
+    assert set(table.index) == {BASELINE_NAMES[m] for m in ("clustering", "retrieval", "voxel")}
+    assert (table["Baseline"] == "baseline").all()
+    assert table.loc["Voxel decoder", "vs Retrieval"].startswith("better than Retrieval")
+    assert svc.submissions_of(SEED_SUBMITTER)["Status"].tolist() == ["done"] * 3
+    # Seeding again predicts only what is missing.
+    calls.clear()
+    again = seed_baselines(
+        svc, svc.benchmark_dir, tmp_path / "models", methods=methods, predict=predict
+    )
+    assert [r.outcome for r in again] == ["skipped", "skipped", "skipped", "failed"]
+    assert calls == ["atlas"]
+
+
+def test_missing_items_are_reported_and_score_worst(tmp_path: Path, svc) -> None:
+    half = {i: 0.8 for i in svc.test_ids[::2]}
+    sid = svc.submit(write_fake_archive(tmp_path / "half.zip", "Half", half), {}, "alice")
+    n = len(svc.test_ids)
+    assert (
+        svc.status(sid)["reason"]
+        == f"{n - len(half)} of {n} test items missing (they score the worst values)"
+    )
+    _score_all(svc)
+    status = svc.status(sid)
+    assert status["status"] == Status.DONE
+    assert status["coverage"]["fraction"] == pytest.approx(len(half) / n)
+    assert status["reason"].startswith(f"{n - len(half)} missing and 0 empty of {n} test items")
+    assert status["overall"]["mean_over_items"]["fscore@0.01"] == pytest.approx(0.8 * len(half) / n)
