@@ -1,0 +1,383 @@
+"""Scoring throughput: svr.evaluation end to end per representation, and a what3d-style reference.
+
+Builds a small benchmark-layout folder in a temporary directory (procedural shapes, 5 views
+each), writes one prediction file per item for each representation (point clouds of 10,000
+points, 32^3 voxel grids, meshes), then times, per representation, the full path: load the
+ground truth and the prediction files, convert, compute every metric. Prints items/second and
+peak memory.
+
+Beside it, on the same in-memory point clouds (10,000 points each side), a what3d-style
+reference: a Python loop over pairs that builds a scipy cKDTree on each cloud, queries both
+directions single-threaded and computes F-score at all thresholds and Chamfer. It prints
+ours / reference throughput and checks that both give identical results.
+
+Finally it prints an estimate of the GPU time for the full what3d test set from a bandwidth /
+FLOP model of the chunked brute-force kernel in svr.metrics (no GPU is needed).
+
+    python benchmarks/bench_scoring.py            # --items 200, under ~2 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import trimesh
+from scipy.spatial import cKDTree
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from svr.data.layout import (  # noqa: E402
+    N_SURFACE_POINTS,
+    GroundTruth,
+    normalize_mesh,
+    write_ground_truth,
+)
+from svr.evaluation import DEFAULT_PROTOCOL, PredictionData, Scorer, subsample_points  # noqa: E402
+from svr.geometry import sample_surface, voxelize_mesh  # noqa: E402
+
+VIEWS = 5
+WHAT3D_TEST_ITEMS = 52_160
+
+
+# ------------------------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------------------------
+
+
+def _shape(rng: np.random.Generator) -> trimesh.Trimesh:
+    kind = rng.integers(0, 4)
+    if kind == 0:
+        mesh = trimesh.creation.box(extents=rng.uniform(0.3, 1.0, 3))
+    elif kind == 1:
+        mesh = trimesh.creation.cylinder(radius=rng.uniform(0.2, 0.5), height=rng.uniform(0.3, 1.0))
+    elif kind == 2:
+        mesh = trimesh.creation.capsule(radius=rng.uniform(0.15, 0.4), height=rng.uniform(0.2, 0.8))
+    else:
+        mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
+    mesh.apply_scale(rng.uniform(0.5, 1.5, 3))
+    return normalize_mesh(mesh)
+
+
+def _perturbed(mesh: trimesh.Trimesh, rng: np.random.Generator) -> trimesh.Trimesh:
+    """A plausible imperfect reconstruction: scaled, shifted and slightly jittered."""
+    v = mesh.vertices * rng.uniform(0.9, 1.1, 3) + rng.normal(scale=0.01, size=3)
+    v = v + rng.normal(scale=0.003, size=v.shape)
+    return trimesh.Trimesh(np.clip(v, -0.5, 0.5), mesh.faces, process=False)
+
+
+def ground_truth(mesh: trimesh.Trimesh, seed: int) -> GroundTruth:
+    """What compute_ground_truth makes, minus the occupancy samples that scoring never reads."""
+    points, normals, _ = sample_surface(mesh.vertices, mesh.faces, N_SURFACE_POINTS, seed)
+    return GroundTruth(
+        mesh=mesh,
+        voxels_32=voxelize_mesh(mesh.vertices, mesh.faces, 32),
+        voxels_128=voxelize_mesh(mesh.vertices, mesh.faces, 128),
+        points=points.astype(np.float32),
+        normals=normals.astype(np.float32),
+        occ_points=np.zeros((0, 3), dtype=np.float32),
+        occ_labels=np.zeros(0, dtype=bool),
+    )
+
+
+def build(root: Path, n_shapes: int, n_points: int, seed: int) -> list[tuple[str, int]]:
+    """Ground truths under root/test/bench/<shape>/ and predictions under root/pred/<repr>/."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for s in tqdm(range(n_shapes), desc="ground truth + predictions", file=sys.stderr):
+        shape_id = f"s{s:04d}"
+        mesh = _shape(rng)
+        gt = ground_truth(mesh, seed + s)
+        write_ground_truth(root / "test" / "bench" / shape_id, gt)
+        for view in range(VIEWS):
+            item = f"{shape_id}_{view}"
+            pred = _perturbed(mesh, rng)
+            pts = sample_surface(
+                pred.vertices, pred.faces, n_points, seed + 1000 + s * VIEWS + view
+            )[0]
+            for kind in ("points", "voxels", "mesh"):
+                (root / "pred" / kind).mkdir(parents=True, exist_ok=True)
+            np.save(root / "pred" / "points" / f"{item}.npy", pts.astype(np.float32))
+            np.save(
+                root / "pred" / "voxels" / f"{item}.npy",
+                voxelize_mesh(pred.vertices, pred.faces, 32),
+            )
+            pred.export(root / "pred" / "mesh" / f"{item}.ply")
+            items.append((shape_id, view))
+    return items
+
+
+def load_gt(root: Path, shape_id: str) -> GroundTruth:
+    """The arrays the scorer needs (no mesh, no occupancy samples)."""
+    d = root / "test" / "bench" / shape_id
+    return GroundTruth(
+        mesh=None,  # type: ignore[arg-type]
+        voxels_32=np.load(d / "voxels_32.npy"),
+        voxels_128=np.load(d / "voxels_128.npy"),
+        points=np.load(d / "points.npy"),
+        normals=np.load(d / "normals.npy"),
+        occ_points=None,  # type: ignore[arg-type]
+        occ_labels=None,  # type: ignore[arg-type]
+    )
+
+
+def load_pred(root: Path, kind: str, item: str) -> PredictionData:
+    if kind == "points":
+        return PredictionData(points=np.load(root / "pred" / kind / f"{item}.npy"))
+    if kind == "voxels":
+        return PredictionData(grid=np.load(root / "pred" / kind / f"{item}.npy"))
+    mesh = trimesh.load(root / "pred" / kind / f"{item}.ply", force="mesh", process=False)
+    return PredictionData(vertices=mesh.vertices, faces=mesh.faces)
+
+
+# ------------------------------------------------------------------------------------------------
+# Timed runs
+# ------------------------------------------------------------------------------------------------
+
+
+def score_end_to_end(root: Path, items: list[tuple[str, int]], kind: str, batch: int = 20) -> float:
+    """Seconds to load, convert and score every item with a fresh Scorer (empty caches)."""
+    scorer = Scorer(DEFAULT_PROTOCOL, device=None)
+    start = time.perf_counter()
+    gts: dict[str, GroundTruth] = {}
+    for i in range(0, len(items), batch):
+        triples = []
+        for shape_id, view in items[i : i + batch]:
+            if shape_id not in gts:
+                gts = {shape_id: load_gt(root, shape_id)}  # items come grouped by shape
+            triples.append((load_pred(root, kind, f"{shape_id}_{view}"), gts[shape_id], shape_id))
+        scorer.score_many(triples)
+    return time.perf_counter() - start
+
+
+def what3d_reference(preds: list[np.ndarray], gts: list[np.ndarray], thresholds) -> list[dict]:
+    """The what3d-style loop: per pair, a cKDTree on each cloud, both directions, all thresholds."""
+    out = []
+    for pred, gt in zip(preds, gts, strict=True):
+        pred_tree, gt_tree = cKDTree(pred), cKDTree(gt)
+        d_pg, _ = gt_tree.query(pred, k=1, workers=1)
+        d_gp, _ = pred_tree.query(gt, k=1, workers=1)
+        row = {
+            "chamfer_l1": 0.5 * (d_pg.mean() + d_gp.mean()),
+            "chamfer_l2": (d_pg**2).mean() + (d_gp**2).mean(),
+        }
+        for t in thresholds:
+            p, r = float(np.mean(d_pg < t)), float(np.mean(d_gp < t))
+            row[f"precision@{t:g}"], row[f"recall@{t:g}"] = p, r
+            row[f"fscore@{t:g}"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
+        out.append(row)
+    return out
+
+
+def ours_points(preds, gts, keys):
+    scorer = Scorer(DEFAULT_PROTOCOL, device=None)
+    return [s.to_dict() for s in scorer.score_many(zip(preds, gts, keys, strict=True))]
+
+
+def compare(ref: list[dict], ours: list[dict]) -> None:
+    """F-score, precision and recall identical; Chamfer equal to the last bits of a sum."""
+    for a, b in zip(ref, ours, strict=True):
+        for key, value in a.items():
+            if key.startswith("chamfer"):
+                if not math.isclose(value, b[key], rel_tol=1e-12, abs_tol=0.0):
+                    raise SystemExit(f"MISMATCH {key}: reference {value} vs ours {b[key]}")
+            elif value != b[key]:
+                raise SystemExit(f"MISMATCH {key}: reference {value} vs ours {b[key]}")
+
+
+def maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def traced_peak_mb(fn) -> float:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+# ------------------------------------------------------------------------------------------------
+# GPU model
+# ------------------------------------------------------------------------------------------------
+
+# Bytes moved per (pred, gt) pair by the eager torch kernel of svr.metrics._torch_both_directions:
+# the block of squared distances (3 subtractions writing 8 B, 3 in-place squarings r8+w8, 2
+# in-place additions r16+w8) = 120 B; row and column minima (r8 each), equality masks (r8+w1
+# each), their uint8 casts (r1+w1 each) and first-index argmax (r1 each) = 40 B.
+BYTES_PER_PAIR = 160
+# float64 operations per pair: 3 subtractions, 3 multiplications, 2 additions, 2 comparisons.
+FLOPS_PER_PAIR = 10
+
+GPUS = {
+    # name: (memory bandwidth bytes/s, float64 FLOP/s) from the vendors' data sheets
+    "A100-80GB": (2.0e12, 9.7e12),
+    "V100": (0.9e12, 7.8e12),
+    "RTX 3090": (0.936e12, 0.556e12),
+}
+
+
+def gpu_estimate(n_items: int, n_points: int) -> list[str]:
+    pairs = float(n_points) * n_points  # one block pass gives both directions
+    lines = [
+        f"GPU model: {n_items} items x {n_points}x{n_points} pairs; eager kernel moves {BYTES_PER_PAIR} B "
+        f"and does {FLOPS_PER_PAIR} float64 ops per pair; time per item = max(bytes / bandwidth, "
+        "ops / float64 rate); a fused kernel (one pass in registers) would be bound by the ops only."
+    ]
+    for name, (bw, flops) in GPUS.items():
+        mem_t = pairs * BYTES_PER_PAIR / bw
+        op_t = pairs * FLOPS_PER_PAIR / flops
+        eager = max(mem_t, op_t)
+        lines.append(
+            f"  {name:10s}: eager {eager * 1e3:6.2f} ms/item -> {eager * n_items / 60:6.1f} min total; "
+            f"fused {op_t * 1e3:6.3f} ms/item -> {op_t * n_items / 60:6.2f} min total"
+        )
+    return lines
+
+
+def copy_bandwidth() -> float:
+    """Bytes per second of a large numpy copy (read + write) on this machine."""
+    src = np.ones(2**25)  # 256 MiB
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    start = time.perf_counter()
+    np.copyto(dst, src)
+    return 2 * src.nbytes / (time.perf_counter() - start)
+
+
+def cpu_check_of_model(rng: np.random.Generator) -> str:
+    """Run the same kernel on the CPU: its effective bandwidth at BYTES_PER_PAIR, beside the
+    machine's copy bandwidth, shows how close the eager kernel gets to the memory bound."""
+    import torch
+
+    from svr.metrics import _torch_both_directions
+
+    a = torch.from_numpy(rng.random((10_000, 3)))
+    b = torch.from_numpy(rng.random((2_000, 3)))
+    _torch_both_directions(a[:100], b)
+    start = time.perf_counter()
+    _torch_both_directions(a, b)
+    seconds = time.perf_counter() - start
+    pairs = 10_000 * 2_000
+    return (
+        f"CPU run of the same kernel: {pairs:.1e} pairs in {seconds * 1e3:.0f} ms = "
+        f"{pairs * BYTES_PER_PAIR / seconds / 1e9:.1f} GB/s at {BYTES_PER_PAIR} B/pair; numpy copy "
+        f"bandwidth here {copy_bandwidth() / 1e9:.1f} GB/s (the ratio is the fraction of the memory "
+        "bound the eager kernel reaches; the GPU figures above assume it reaches the bound)"
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--items", type=int, default=200, help="items per representation (5 per shape)"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the reference comparison")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    n_shapes = max(1, math.ceil(args.items / VIEWS))
+    n_points = DEFAULT_PROTOCOL.n_samples
+    rng = np.random.default_rng(args.seed)
+
+    with tempfile.TemporaryDirectory(prefix="bench_scoring_") as tmp:
+        root = Path(tmp)
+        items = build(root, n_shapes, n_points, args.seed)[: args.items]
+        print(
+            f"{len(items)} items ({n_shapes} shapes x {VIEWS} views), protocol "
+            f"{DEFAULT_PROTOCOL.identifier}; {os.cpu_count()} CPUs, load average "
+            f"{os.getloadavg()[0]:.1f} (other processes make every figure below noisier)"
+        )
+
+        print("\nEnd to end (load ground truth and prediction files, convert, all metrics):")
+        for kind in ("points", "voxels", "mesh"):
+            seconds = score_end_to_end(root, items, kind)
+            sub = items[: min(len(items), 20)]
+            peak = traced_peak_mb(lambda sub=sub, kind=kind: score_end_to_end(root, sub, kind))
+            print(
+                f"  {kind:7s}: {len(items) / seconds:7.1f} items/s ({seconds:6.2f} s); peak traced "
+                f"allocations {peak:6.1f} MB (20 items); process max RSS {maxrss_mb():6.0f} MB"
+            )
+
+        # The same in-memory float64 clouds for both: predictions as loaded, ground truth as the
+        # protocol subsamples it (10,000 of 100,000 points), so that neither side pays for the
+        # subsampling; ours gets them as GroundTruth objects holding just those points.
+        preds, gts, gt_clouds, keys = [], [], [], []
+        cache: dict[str, tuple[GroundTruth, np.ndarray]] = {}
+        for shape_id, view in items:
+            if shape_id not in cache:
+                full = load_gt(root, shape_id)
+                cloud = subsample_points(np.asarray(full.points), n_points, DEFAULT_PROTOCOL.seed)[
+                    0
+                ]
+                cloud = np.asarray(cloud, dtype=np.float64)
+                light = GroundTruth(None, None, None, cloud, None, None, None)  # type: ignore[arg-type]
+                cache[shape_id] = (light, cloud)
+            gt, cloud = cache[shape_id]
+            pts = np.load(root / "pred" / "points" / f"{shape_id}_{view}.npy").astype(np.float64)
+            preds.append(pts)
+            gts.append(gt)
+            gt_clouds.append(cloud)
+            keys.append(shape_id)
+        pred_data = [PredictionData(points=p) for p in preds]
+
+        # Alternate reference and ours on chunks of 10 items so that both see the same load
+        # (the machine is shared); each chunk starts with a fresh Scorer cache for its shapes.
+        ref_time = our_time = ref_cpu = our_cpu = 0.0
+        ref, ours = [], []
+        chunk = 10
+        for _ in range(args.rounds):
+            ref, ours = [], []
+            for i in range(0, len(items), chunk):
+                sl = slice(i, i + chunk)
+                start, cpu = time.perf_counter(), time.process_time()
+                ref += what3d_reference(preds[sl], gt_clouds[sl], DEFAULT_PROTOCOL.thresholds)
+                ref_time += time.perf_counter() - start
+                ref_cpu += time.process_time() - cpu
+                start, cpu = time.perf_counter(), time.process_time()
+                ours += ours_points(pred_data[sl], gts[sl], keys[sl])
+                our_time += time.perf_counter() - start
+                our_cpu += time.process_time() - cpu
+        compare(ref, ours)
+        n = len(items) * args.rounds
+        print(
+            f"\nPoint clouds, {n_points} points each side, metrics only "
+            f"({args.rounds} rounds, interleaved in chunks of {chunk} items):"
+        )
+        print(
+            f"  what3d-style reference: {n / ref_time:7.1f} items/s "
+            f"({ref_cpu / n * 1e3:5.1f} ms CPU per item)"
+        )
+        print(
+            f"  svr.evaluation.Scorer : {n / our_time:7.1f} items/s "
+            f"({our_cpu / n * 1e3:5.1f} ms CPU per item, all threads)"
+        )
+        print(
+            f"  ratio ours / reference: {ref_time / our_time:.2f}x wall clock, "
+            f"{ref_cpu / our_cpu:.2f}x in CPU time"
+        )
+        print("  results identical: F, precision and recall exactly, Chamfer to 1e-12 relative")
+
+        print()
+        for line in gpu_estimate(WHAT3D_TEST_ITEMS, n_points):
+            print(line)
+        print(cpu_check_of_model(rng))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,695 @@
+"""Exact point-set and voxel metrics: IoU, F-score, Chamfer distances and normal consistency.
+
+Units are those of the normalised shapes (the unit cube [-0.5, 0.5]^3, side 1). Every metric is
+computed in float64, whatever the input dtype (numpy arrays or torch tensors of any real dtype).
+
+Definitions (followed to the letter; tested against a naive double loop):
+
+- **Distance** between points p and q: ``sqrt((px-qx)^2 + (py-qy)^2 + (pz-qz)^2)`` with the
+  squares summed left to right in float64 (the same rounding as ``np.sqrt(((p - q)**2).sum(-1))``).
+  The ``|p|^2 + |q|^2 - 2 p.q`` expansion is never used: it is inexact.
+- **Nearest distance** of a point p to a set B: ``min_{q in B} dist(p, q)``; the reported index is
+  the smallest index among equidistant nearest points (see :func:`nearest_distances`).
+- ``voxel_iou(pred, gt, threshold)``: a voxel is occupied where ``value >= threshold``;
+  IoU = |A and B| / |A or B|; NaN when both grids are empty.
+- ``fscore(pred, gt, thresholds)``: for each threshold t,
+  precision = share of predicted points whose nearest ground-truth point is *strictly* closer
+  than t; recall = share of ground-truth points whose nearest predicted point is strictly closer
+  than t; F = 2PR / (P + R), and F = 0 when P + R = 0. When either set is empty P = R = F = 0.
+  Thresholds are fractions of the unit cube's side; F@0.01 is the headline. (The what3d release
+  swaps the names of precision and recall; we do not.)
+- ``chamfer_l1``: 0.5 * (mean dist pred->gt + mean dist gt->pred), not squared (Occupancy
+  Networks' convention). ``chamfer_l2``: mean *squared* dist pred->gt + mean squared dist
+  gt->pred (PyTorch3D's convention). NaN when either set is empty.
+- ``normal_consistency``: the mean absolute cosine between each sample's normal and the normal of
+  its nearest neighbour in the other set, averaged over both directions:
+  0.5 * (mean_p |cos(n_p, n_nn(p))| + mean_g |cos(n_g, n_nn(g))|). NaN when either set is empty.
+
+Backends. On the CPU the nearest neighbours come from ``scipy.spatial.cKDTree`` (an exact search,
+queried with all cores); the distance of each returned pair is then recomputed with the formula
+above, so the values are bit-identical to a naive implementation. With a ``device`` (or CUDA
+tensors) a chunked brute-force search in torch float64 computes the same formula, coordinate by
+coordinate with separate rounding, so both backends give identical results.
+
+Ground-truth point sets are reused across the views of a shape through :class:`PointIndex` (a
+point set with a lazily built k-d tree) and :class:`GroundTruthIndex` (a bounded cache of them).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from scipy.spatial import cKDTree
+
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "PointIndex",
+    "GroundTruthIndex",
+    "PointMetrics",
+    "voxel_iou",
+    "nearest_distances",
+    "fscore",
+    "chamfer_l1",
+    "chamfer_l2",
+    "normal_consistency",
+    "point_metrics",
+    "point_metrics_batch",
+    "fscore_batch",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLDS: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
+
+# Elements of one (rows x M) float64 distance block of the brute-force path (64 MiB).
+_CHUNK_ELEMENTS = 1 << 23
+
+ArrayLike = Union[np.ndarray, "torch.Tensor", Sequence]
+Points = Union[ArrayLike, "PointIndex"]
+Device = Union[str, "torch.device", None]
+
+
+# ------------------------------------------------------------------------------------------------
+# Validation
+# ------------------------------------------------------------------------------------------------
+
+
+def _is_tensor(x: object) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if _is_tensor(x):
+        import torch
+
+        x = x.detach().cpu()
+        if x.is_floating_point():  # also covers dtypes numpy lacks (bfloat16)
+            x = x.to(torch.float64)
+        return x.numpy()
+    return np.asarray(x)
+
+
+def _validate_points(x: Any, name: str) -> np.ndarray:
+    """(N, 3) finite real array -> C-contiguous float64 (N, 3). Empty input gives (0, 3)."""
+    arr = _to_numpy(x)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise ValueError(
+            f"{name} must be a real numeric array of shape (N, 3), got dtype {arr.dtype}"
+        )
+    if arr.size == 0 and arr.ndim <= 2 and (arr.ndim < 2 or arr.shape[1] in (0, 3)):
+        return np.zeros((0, 3), dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 3:
+        raise ValueError(f"{name} must have shape (N, 3), got {tuple(arr.shape)}")
+    out = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name} contains NaN or infinite coordinates; remove or fix those points")
+    return out
+
+
+def _validate_normals(x: Any, n: int, name: str) -> np.ndarray:
+    """(N, 3) normals matching N points -> unit float64 (N, 3)."""
+    normals = _validate_points(x, name)
+    if len(normals) != n:
+        raise ValueError(f"{name} has {len(normals)} normals for {n} points; they must match")
+    length = np.sqrt((normals * normals).sum(axis=1))
+    if n and (length == 0).any():
+        raise ValueError(f"{name} contains zero-length normals; a cosine is undefined for them")
+    return normals / length[:, None] if n else normals
+
+
+def _validate_thresholds(thresholds: float | Sequence[float]) -> tuple[np.ndarray, bool]:
+    scalar = np.ndim(thresholds) == 0
+    t = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+    if t.ndim != 1 or t.size == 0:
+        raise ValueError(
+            f"thresholds must be a positive number or a 1-D sequence, got {thresholds!r}"
+        )
+    if not (np.isfinite(t).all() and (t > 0).all()):
+        raise ValueError(f"thresholds must be finite and positive, got {t.tolist()}")
+    return t, scalar
+
+
+# ------------------------------------------------------------------------------------------------
+# Point sets with reusable k-d trees
+# ------------------------------------------------------------------------------------------------
+
+
+class PointIndex:
+    """A validated point set (N, 3) float64, with optional unit normals and a lazy k-d tree.
+
+    Build one per ground-truth point set and pass it wherever a point set is accepted: the
+    k-d tree is built on first use and reused by every later query (thread-safe).
+    """
+
+    def __init__(self, points: ArrayLike, normals: ArrayLike | None = None):
+        self.points = _validate_points(points, "points")
+        self.normals = (
+            None if normals is None else _validate_normals(normals, len(self.points), "normals")
+        )
+        self._tree: cKDTree | None = None
+        self._order: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    @property
+    def query_order(self) -> np.ndarray:
+        """A permutation (N,) int64 putting the points in Morton (z-curve) order; querying in
+        this order is faster (neighbouring queries visit the same tree leaves)."""
+        if self._order is None:
+            self._order = _morton_order(self.points)
+        return self._order
+
+    @property
+    def tree(self) -> cKDTree:
+        """The scipy cKDTree of the points (built once).
+
+        Sliding-midpoint splits (``balanced_tree=False``) and 48-point leaves: on 10,000 surface
+        samples this builds ~1.7x faster than scipy's defaults and answers queries 5-30% faster
+        (measured with leaves of 8..256 points on several shapes); the search stays exact.
+        """
+        if self._tree is None:
+            with self._lock:
+                if self._tree is None:
+                    from scipy.spatial import cKDTree
+
+                    self._tree = cKDTree(self.points, leafsize=48, balanced_tree=False)
+        return self._tree
+
+
+class GroundTruthIndex:
+    """A bounded, thread-safe cache of :class:`PointIndex` objects keyed by shape.
+
+    Test items are (shape, view) pairs and in the object frame the 5 views of a shape share one
+    ground truth: ``index.get(key, points, normals)`` validates the points and builds their k-d
+    tree the first time a key is seen and returns the same object afterwards. ``max_entries``
+    bounds memory (least recently used entries are dropped); ``None`` keeps everything.
+    """
+
+    def __init__(self, max_entries: int | None = 64):
+        if max_entries is not None and max_entries < 1:
+            raise ValueError(f"max_entries must be positive or None, got {max_entries}")
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Hashable, PointIndex] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._entries
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def get(
+        self, key: Hashable, points: ArrayLike | None = None, normals: ArrayLike | None = None
+    ) -> PointIndex:
+        """The cached PointIndex of `key`, built from `points` (and `normals`) on a miss.
+
+        Raises KeyError when `key` is not cached and no points are given.
+        """
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return entry
+        if points is None:
+            raise KeyError(f"{key!r} is not in the ground-truth index and no points were given")
+        entry = PointIndex(points, normals)
+        entry.tree  # noqa: B018 - build outside the lock, once per key
+        entry.query_order  # noqa: B018
+        with self._lock:
+            self.misses += 1
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while self.max_entries is not None and len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return entry
+
+
+def _as_index(x: Points, name: str) -> PointIndex:
+    if isinstance(x, PointIndex):
+        return x
+    return PointIndex(_validate_points(x, name))
+
+
+# ------------------------------------------------------------------------------------------------
+# Nearest-neighbour core
+# ------------------------------------------------------------------------------------------------
+
+
+def _spread_bits(x: np.ndarray) -> np.ndarray:
+    """Insert two zero bits between the low 10 bits of each uint64 (Morton interleave)."""
+    x = (x | (x << np.uint64(16))) & np.uint64(0x030000FF)
+    x = (x | (x << np.uint64(8))) & np.uint64(0x0300F00F)
+    x = (x | (x << np.uint64(4))) & np.uint64(0x030C30C3)
+    return (x | (x << np.uint64(2))) & np.uint64(0x09249249)
+
+
+def _morton_order(points: np.ndarray) -> np.ndarray:
+    """Permutation (N,) sorting (N, 3) points along a 2^10-per-axis Morton curve."""
+    if len(points) == 0:
+        return np.zeros(0, dtype=np.int64)
+    lo = points.min(axis=0)
+    span = float((points.max(axis=0) - lo).max())
+    scale = 1023.0 / span if span > 0 else 0.0
+    q = np.minimum((points - lo) * scale, 1023.0).astype(np.uint64)
+    code = _spread_bits(q[:, 0]) | (_spread_bits(q[:, 1]) << np.uint64(1))
+    code |= _spread_bits(q[:, 2]) << np.uint64(2)
+    return np.argsort(code, kind="stable")
+
+
+def _exact_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dist(a_i, b_i) for (N, 3) float64 arrays: sqrt of squares summed left to right."""
+    d = a - b
+    s = d[:, 0] * d[:, 0]
+    s += d[:, 1] * d[:, 1]
+    s += d[:, 2] * d[:, 2]
+    return np.sqrt(s)
+
+
+def _brute_nearest_numpy(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact nearest neighbours by explicit differences, first index on ties (small inputs)."""
+    rows = max(1, _CHUNK_ELEMENTS // max(1, len(b)))
+    idx = np.empty(len(a), dtype=np.int64)
+    for start in range(0, len(a), rows):
+        block = a[start : start + rows]
+        s = (block[:, None, 0] - b[None, :, 0]) ** 2
+        s += (block[:, None, 1] - b[None, :, 1]) ** 2
+        s += (block[:, None, 2] - b[None, :, 2]) ** 2
+        idx[start : start + rows] = np.argmin(s, axis=1)
+    return _exact_distances(a, b[idx]), idx
+
+
+def _kdtree_nearest(
+    a: np.ndarray, b: PointIndex, resolve_ties: bool, workers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest neighbours with the k-d tree; distances recomputed exactly from the indices."""
+    if resolve_ties and len(b) >= 2:
+        dist2, idx2 = b.tree.query(a, k=2, workers=workers)
+        idx = idx2[:, 0].astype(np.int64)
+        tied = np.flatnonzero(dist2[:, 0] == dist2[:, 1])
+        if tied.size:
+            _, idx[tied] = _brute_nearest_numpy(a[tied], b.points)
+    else:
+        _, idx = b.tree.query(a, k=1, workers=workers)
+        idx = idx.astype(np.int64)
+    return _exact_distances(a, b.points[idx]), idx
+
+
+def _resolve_device(device: Device, *inputs: Any) -> Any:
+    """None -> the k-d tree on the CPU unless an input is a CUDA tensor; else a torch.device."""
+    if device is None:
+        for x in inputs:
+            if _is_tensor(x) and x.device.type != "cpu":
+                return x.device
+        return None
+    import torch
+
+    return torch.device(device)
+
+
+def _torch_points(x: Any, name: str, device: Any) -> torch.Tensor:
+    import torch
+
+    if isinstance(x, PointIndex):
+        arr = x.points
+    else:
+        arr = _validate_points(x, name)
+    return torch.as_tensor(arr, dtype=torch.float64, device=device)
+
+
+def _torch_block_sq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(n, m) squared distances by explicit differences, each operation rounded separately."""
+    s = a[:, None, 0] - b[None, :, 0]
+    s.mul_(s)
+    d = a[:, None, 1] - b[None, :, 1]
+    d.mul_(d)
+    s.add_(d)
+    d = a[:, None, 2] - b[None, :, 2]
+    d.mul_(d)
+    s.add_(d)
+    return s
+
+
+def _first_argmin(block: torch.Tensor, minimum: torch.Tensor, dim: int) -> torch.Tensor:
+    """Smallest index along `dim` where `block` equals `minimum` (ties broken to the first)."""
+    import torch
+
+    hits = (block == minimum.unsqueeze(dim)).to(torch.uint8)
+    return torch.argmax(hits, dim=dim)
+
+
+def _torch_both_directions(
+    a: torch.Tensor, b: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Squared nearest distances and first indices a->b and b->a from one pass over the blocks."""
+    import torch
+
+    n, m = len(a), len(b)
+    rows = max(1, _CHUNK_ELEMENTS // max(1, m))
+    ab_sq = torch.empty(n, dtype=torch.float64, device=a.device)
+    ab_idx = torch.empty(n, dtype=torch.int64, device=a.device)
+    ba_sq = torch.full((m,), math.inf, dtype=torch.float64, device=a.device)
+    ba_idx = torch.zeros(m, dtype=torch.int64, device=a.device)
+    for start in range(0, n, rows):
+        block = _torch_block_sq(a[start : start + rows], b)
+        row_min = block.min(dim=1).values
+        ab_sq[start : start + rows] = row_min
+        ab_idx[start : start + rows] = _first_argmin(block, row_min, 1)
+        col_min = block.min(dim=0).values
+        col_idx = _first_argmin(block, col_min, 0) + start
+        better = col_min < ba_sq  # strict: earlier blocks keep ties (first index wins)
+        ba_sq = torch.where(better, col_min, ba_sq)
+        ba_idx = torch.where(better, col_idx, ba_idx)
+    return ab_sq, ab_idx, ba_sq, ba_idx
+
+
+def _torch_one_direction(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
+    n, m = len(a), len(b)
+    rows = max(1, _CHUNK_ELEMENTS // max(1, m))
+    sq = torch.empty(n, dtype=torch.float64, device=a.device)
+    idx = torch.empty(n, dtype=torch.int64, device=a.device)
+    for start in range(0, n, rows):
+        block = _torch_block_sq(a[start : start + rows], b)
+        row_min = block.min(dim=1).values
+        sq[start : start + rows] = row_min
+        idx[start : start + rows] = _first_argmin(block, row_min, 1)
+    return sq, idx
+
+
+def nearest_distances(
+    a: ArrayLike, b: Points, device: Device = None, workers: int = -1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distance from each point of `a` to its nearest point in `b`, and that point's index.
+
+    Args:
+        a: (N, 3) query points (numpy or torch, any real dtype).
+        b: (M, 3) target points, or a :class:`PointIndex` (its k-d tree is reused).
+        device: None for the exact k-d tree on the CPU (or the tensors' CUDA device); a torch
+            device ("cpu", "cuda", ...) for the chunked brute-force search on it.
+        workers: threads of the k-d tree query (-1: all cores).
+
+    Returns:
+        dist (N,) float64 distances (unit-cube units) and index (N,) int64 into `b`, the smallest
+        index among equidistant nearest points. Both backends return identical arrays.
+        When `b` is empty, dist is +inf and index is -1.
+    """
+    a_np = _validate_points(a, "a")
+    dev = _resolve_device(device, a, b)
+    b_idx = _as_index(b, "b") if dev is None or not _is_tensor(b) else None
+    m = len(b_idx) if b_idx is not None else len(b)
+    if len(a_np) == 0 or m == 0:
+        return np.full(len(a_np), math.inf), np.full(len(a_np), -1, dtype=np.int64)
+    if dev is None:
+        return _kdtree_nearest(a_np, b_idx, resolve_ties=True, workers=workers)
+    at = _torch_points(a_np, "a", dev)
+    bt = _torch_points(b if b_idx is None else b_idx, "b", dev)
+    sq, idx = _torch_one_direction(at, bt)
+    return np.sqrt(sq.cpu().numpy()), idx.cpu().numpy()
+
+
+# ------------------------------------------------------------------------------------------------
+# Metrics
+# ------------------------------------------------------------------------------------------------
+
+
+def voxel_iou(pred: ArrayLike, gt: ArrayLike, threshold: float = 0.5) -> float:
+    """Intersection over union of two occupancy grids of the same shape.
+
+    Args:
+        pred, gt: grids of any shape (usually (R, R, R)), bool, integer or float; a voxel is
+            occupied where value >= threshold (bools count as 0/1).
+        threshold: occupancy threshold.
+
+    Returns:
+        |A and B| / |A or B| as a float in [0, 1]; NaN when both grids are empty.
+    """
+    p = _to_numpy(pred)
+    g = _to_numpy(gt)
+    if p.shape != g.shape:
+        raise ValueError(f"grid shapes differ: prediction {p.shape} vs ground truth {g.shape}")
+    for arr, name in ((p, "pred"), (g, "gt")):
+        if arr.dtype != bool and np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
+            raise ValueError(f"{name} grid contains NaN values")
+    pa = p >= threshold
+    ga = g >= threshold
+    union = int(np.count_nonzero(pa | ga))
+    if union == 0:
+        return math.nan
+    return int(np.count_nonzero(pa & ga)) / union
+
+
+@dataclass
+class PointMetrics:
+    """All point-set metrics of one (prediction, ground truth) pair.
+
+    precision, recall, fscore: (T,) float64 per threshold (in `thresholds` order);
+    chamfer_l1, chamfer_l2: floats (NaN when a set is empty); normal_consistency: float or None
+    when normals were not given (NaN when a set is empty); n_pred, n_gt: set sizes.
+    """
+
+    thresholds: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    fscore: np.ndarray
+    chamfer_l1: float
+    chamfer_l2: float
+    normal_consistency: float | None
+    n_pred: int
+    n_gt: int
+
+
+def _fscore_from(
+    d_pg: np.ndarray, d_gp: np.ndarray, t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if len(d_pg) == 0 or len(d_gp) == 0:
+        zero = np.zeros(len(t))
+        return zero, zero.copy(), zero.copy()
+    # Share of distances strictly below each threshold.
+    precision = np.count_nonzero(d_pg[:, None] < t[None, :], axis=0) / len(d_pg)
+    recall = np.count_nonzero(d_gp[:, None] < t[None, :], axis=0) / len(d_gp)
+    total = precision + recall
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = np.where(total > 0, 2 * precision * recall / np.where(total > 0, total, 1), 0.0)
+    return precision.astype(np.float64), recall.astype(np.float64), f.astype(np.float64)
+
+
+def _abs_cos(n1: np.ndarray, n2: np.ndarray) -> np.ndarray:
+    c = n1[:, 0] * n2[:, 0]
+    c += n1[:, 1] * n2[:, 1]
+    c += n1[:, 2] * n2[:, 2]
+    return np.minimum(np.abs(c), 1.0)
+
+
+def _point_metrics(
+    pred: Points,
+    gt: Points,
+    thresholds: float | Sequence[float],
+    pred_normals: ArrayLike | None,
+    gt_normals: ArrayLike | None,
+    device: Device,
+    workers: int,
+) -> PointMetrics:
+    t, _ = _validate_thresholds(thresholds)
+    dev = _resolve_device(device, pred, gt)
+    p = _as_index(pred, "pred_points")
+    g = _as_index(gt, "gt_points")
+    pn = (
+        p.normals
+        if pred_normals is None
+        else _validate_normals(pred_normals, len(p), "pred_normals")
+    )
+    gn = g.normals if gt_normals is None else _validate_normals(gt_normals, len(g), "gt_normals")
+    explicit = pred_normals is not None or gt_normals is not None
+    if explicit and (pn is None or gn is None):
+        raise ValueError(
+            "normal consistency needs normals for both the prediction and the ground truth"
+        )
+    want_normals = pn is not None and gn is not None
+    if len(p) == 0 or len(g) == 0:
+        zero = np.zeros(len(t))
+        return PointMetrics(
+            t, zero, zero.copy(), zero.copy(), math.nan, math.nan,
+            math.nan if want_normals else None, len(p), len(g),
+        )  # fmt: skip
+    if dev is None:
+        d_pg, i_pg = _kdtree_nearest(p.points, g, resolve_ties=want_normals, workers=workers)
+        # Ground-truth points are queried in their cached Morton order (faster), then put back.
+        order = g.query_order
+        d_sorted, i_sorted = _kdtree_nearest(
+            g.points[order], p, resolve_ties=want_normals, workers=workers
+        )
+        d_gp = np.empty_like(d_sorted)
+        i_gp = np.empty_like(i_sorted)
+        d_gp[order] = d_sorted
+        i_gp[order] = i_sorted
+    else:
+        pt = _torch_points(p, "pred_points", dev)
+        gt_t = _torch_points(g, "gt_points", dev)
+        sq_pg, ti_pg, sq_gp, ti_gp = _torch_both_directions(pt, gt_t)
+        d_pg, i_pg = np.sqrt(sq_pg.cpu().numpy()), ti_pg.cpu().numpy()
+        d_gp, i_gp = np.sqrt(sq_gp.cpu().numpy()), ti_gp.cpu().numpy()
+    precision, recall, f = _fscore_from(d_pg, d_gp, t)
+    cd_l1 = 0.5 * (float(d_pg.mean()) + float(d_gp.mean()))
+    cd_l2 = float((d_pg * d_pg).mean()) + float((d_gp * d_gp).mean())
+    nc = None
+    if want_normals:
+        nc = 0.5 * (float(_abs_cos(pn, gn[i_pg]).mean()) + float(_abs_cos(gn, pn[i_gp]).mean()))
+    return PointMetrics(t, precision, recall, f, cd_l1, cd_l2, nc, len(p), len(g))
+
+
+def point_metrics(
+    pred: Points,
+    gt: Points,
+    thresholds: float | Sequence[float] = DEFAULT_THRESHOLDS,
+    pred_normals: ArrayLike | None = None,
+    gt_normals: ArrayLike | None = None,
+    device: Device = None,
+    workers: int = -1,
+) -> PointMetrics:
+    """F-score, precision, recall, both Chamfer distances (and normal consistency when normals
+    are given, or carried by PointIndex inputs) from one nearest-neighbour query per direction.
+
+    Args:
+        pred, gt: (N, 3) / (M, 3) point sets or PointIndex objects (reused k-d trees).
+        thresholds: distance thresholds (unit-cube units).
+        pred_normals, gt_normals: optional (N, 3) / (M, 3) normals (need not be unit length).
+        device: None for the CPU k-d tree, else the torch device of the brute-force search.
+        workers: k-d tree query threads (-1: all cores).
+    """
+    return _point_metrics(pred, gt, thresholds, pred_normals, gt_normals, device, workers)
+
+
+def fscore(
+    pred_points: ArrayLike,
+    gt_points: Points,
+    thresholds: float | Sequence[float] = DEFAULT_THRESHOLDS,
+    device: Device = None,
+) -> dict[str, np.ndarray | float]:
+    """F-score, precision and recall at distance thresholds.
+
+    Args:
+        pred_points: (N, 3) predicted surface points.
+        gt_points: (M, 3) ground-truth surface points (or a PointIndex).
+        thresholds: a sequence of T thresholds, or one number (unit-cube units).
+        device: None for the CPU k-d tree, else the torch device of the brute-force search.
+
+    Returns:
+        {"precision", "recall", "fscore"}: each a (T,) float64 array for a sequence of
+        thresholds, or a Python float when a single scalar threshold was given.
+    """
+    _, scalar = _validate_thresholds(thresholds)
+    m = _point_metrics(pred_points, gt_points, thresholds, None, None, device, -1)
+    out = {"precision": m.precision, "recall": m.recall, "fscore": m.fscore}
+    if scalar:
+        return {k: float(v[0]) for k, v in out.items()}
+    return out
+
+
+def chamfer_l1(pred: ArrayLike, gt: Points, device: Device = None) -> float:
+    """0.5 * (mean distance pred->gt + mean distance gt->pred), float; NaN if a set is empty."""
+    return _point_metrics(pred, gt, DEFAULT_THRESHOLDS, None, None, device, -1).chamfer_l1
+
+
+def chamfer_l2(pred: ArrayLike, gt: Points, device: Device = None) -> float:
+    """mean squared distance pred->gt + mean squared distance gt->pred; NaN if a set is empty."""
+    return _point_metrics(pred, gt, DEFAULT_THRESHOLDS, None, None, device, -1).chamfer_l2
+
+
+def normal_consistency(
+    pred_points: ArrayLike,
+    pred_normals: ArrayLike,
+    gt_points: ArrayLike,
+    gt_normals: ArrayLike,
+    device: Device = None,
+) -> float:
+    """Mean |cos| between each sample's normal and its nearest neighbour's normal in the other
+    set, averaged over both directions; normals (N, 3) need not be unit length (zero-length
+    normals are rejected). Float in [0, 1]; NaN when either set is empty."""
+    if pred_normals is None or gt_normals is None:
+        raise ValueError("normal_consistency needs both pred_normals and gt_normals")
+    m = _point_metrics(
+        pred_points, gt_points, DEFAULT_THRESHOLDS, pred_normals, gt_normals, device, -1
+    )
+    return float(m.normal_consistency)  # type: ignore[arg-type]
+
+
+def _default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def point_metrics_batch(
+    preds: Sequence[Points],
+    gts: Sequence[Points],
+    thresholds: float | Sequence[float] = DEFAULT_THRESHOLDS,
+    pred_normals: Sequence[ArrayLike | None] | None = None,
+    gt_normals: Sequence[ArrayLike | None] | None = None,
+    device: Device = None,
+    threads: int | None = None,
+) -> list[PointMetrics]:
+    """:func:`point_metrics` over pairs (preds[i], gts[i]), in parallel on the CPU.
+
+    Pass the same PointIndex for items that share a ground truth (see GroundTruthIndex): its
+    k-d tree is built once. On the CPU, `threads` pairs run concurrently (default: all cores),
+    each query single-threaded; with a device the pairs run one after another on it.
+    """
+    if len(preds) != len(gts):
+        raise ValueError(f"got {len(preds)} predictions for {len(gts)} ground truths")
+    pn = list(pred_normals) if pred_normals is not None else [None] * len(preds)
+    gn = list(gt_normals) if gt_normals is not None else [None] * len(preds)
+    if len(pn) != len(preds) or len(gn) != len(preds):
+        raise ValueError("pred_normals / gt_normals must have one entry per pair")
+    dev_given = device is not None
+    n_threads = 1 if dev_given else (threads or _default_workers())
+
+    def one(i: int) -> PointMetrics:
+        return _point_metrics(preds[i], gts[i], thresholds, pn[i], gn[i], device, 1)
+
+    if n_threads <= 1 or len(preds) <= 1:
+        return [one(i) for i in range(len(preds))]
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        return list(pool.map(one, range(len(preds))))
+
+
+def fscore_batch(
+    preds: Sequence[Points],
+    gts: Sequence[Points],
+    thresholds: float | Sequence[float] = DEFAULT_THRESHOLDS,
+    device: Device = None,
+    threads: int | None = None,
+) -> dict[str, np.ndarray]:
+    """F-score, precision and recall of B pairs: {"precision", "recall", "fscore"} -> (B, T)
+    float64 arrays (thresholds in the given order). See :func:`point_metrics_batch`."""
+    t, _ = _validate_thresholds(thresholds)
+    results = point_metrics_batch(preds, gts, t, device=device, threads=threads)
+    shape = (len(results), len(t))
+    return {
+        "precision": np.array([r.precision for r in results], dtype=np.float64).reshape(shape),
+        "recall": np.array([r.recall for r in results], dtype=np.float64).reshape(shape),
+        "fscore": np.array([r.fscore for r in results], dtype=np.float64).reshape(shape),
+    }
