@@ -1,0 +1,172 @@
+"""First-start preparation: run named steps in a background thread and report progress.
+
+The app serves at once and calls `Preparation.start()`; the UI polls `status()` and
+shows one line (step, done/total, elapsed). Steps are plain callables taking a progress
+callback `progress(done, total, message="")`; `benchmark_step` builds the default benchmark if it is
+missing. Other packages (the leaderboard's seeding) add their own steps: `svr` never
+imports them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from svr.settings import Settings
+
+__all__ = ["Step", "PreparationStatus", "Preparation", "benchmark_ready", "benchmark_step"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[..., None]  # progress(done: int, total: int, message: str = "")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One preparation step: a name shown to users and a callable taking `progress`."""
+
+    name: str
+    run: Callable[[Progress], object]
+    skip_if: Callable[[], bool] = lambda: False
+
+
+@dataclass
+class PreparationStatus:
+    """A snapshot: state is "idle", "running", "done" or "failed"; step counts are 1-based."""
+
+    state: str = "idle"
+    step: str = ""
+    step_index: int = 0
+    n_steps: int = 0
+    done: int = 0
+    total: int = 0
+    started: float | None = None
+    finished: float | None = None
+    error: str = ""
+    message: str = ""
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def finished_ok(self) -> bool:
+        return self.state == "done"
+
+    def line(self) -> str:
+        """One human-readable line."""
+        elapsed = (self.finished or time.time()) - self.started if self.started else 0.0
+        if self.state == "idle":
+            return "Preparation: about to start."
+        if self.state == "done":
+            return f"Preparation finished in {elapsed:.0f} s. " + " ".join(self.log[-3:])
+        if self.state == "failed":
+            return f"Preparation failed at '{self.step}': {self.error}"
+        share = (
+            f" {self.done}/{self.total} ({100 * self.done / self.total:.0f}%)" if self.total else ""
+        )
+        return f"Preparing ({self.step_index}/{self.n_steps}) {self.step}:{share}, {elapsed:.0f} s so far"
+
+
+class Preparation:
+    """Runs steps once, in order, in a daemon thread; thread-safe status snapshots."""
+
+    def __init__(self, steps: list[Step]):
+        self.steps = list(steps)
+        self._status = PreparationStatus(n_steps=len(self.steps))
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_finish(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (no arguments) after all steps succeeded."""
+        self._listeners.append(callback)
+
+    def status(self) -> PreparationStatus:
+        with self._lock:
+            s = self._status
+            return PreparationStatus(**{**s.__dict__, "log": list(s.log)})
+
+    def start(self) -> None:
+        """Start the background thread (no-op if already started)."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._status.state = "running"
+            self._status.started = time.time()
+            self._thread = threading.Thread(target=self._run, name="svr-prepare", daemon=True)
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread; True when it has finished."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _progress(self, done: int, total: int, message: str = "") -> None:
+        with self._lock:
+            self._status.done, self._status.total = int(done), int(total)
+            self._status.message = str(message)
+
+    def _run(self) -> None:
+        for index, step in enumerate(self.steps, start=1):
+            with self._lock:
+                self._status.step, self._status.step_index = step.name, index
+                self._status.done = self._status.total = 0
+                self._status.message = ""
+            start = time.time()
+            try:
+                if step.skip_if():
+                    message = f"{step.name}: already there."
+                else:
+                    step.run(self._progress)
+                    message = f"{step.name}: done in {time.time() - start:.0f} s."
+            except Exception as exc:  # noqa: BLE001 - reported in the UI and the log
+                logger.exception("preparation step %r failed", step.name)
+                with self._lock:
+                    self._status.state, self._status.error = (
+                        "failed",
+                        f"{type(exc).__name__}: {exc}",
+                    )
+                    self._status.finished = time.time()
+                return
+            logger.info(message)
+            with self._lock:
+                self._status.log.append(message)
+        with self._lock:
+            self._status.state, self._status.finished = "done", time.time()
+        for callback in self._listeners:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001
+                logger.exception("preparation listener failed")
+
+
+def benchmark_ready(benchmark_dir: str | Path) -> bool:
+    """True when `benchmark_dir` holds a built benchmark (its benchmark.json exists)."""
+    return (Path(benchmark_dir) / "benchmark.json").is_file()
+
+
+def benchmark_step(settings: Settings) -> Step:
+    """Build the `settings.preset` benchmark into `settings.benchmark_dir` unless present."""
+
+    def run(progress: Progress) -> object:
+        from svr.data.build import build_benchmark
+
+        return build_benchmark(
+            out=settings.benchmark_dir,
+            preset=settings.preset,
+            seed=settings.seed,
+            frame=settings.frame,
+            workers=settings.build_workers,
+            overwrite=False,
+            progress=progress,
+        )
+
+    return Step(
+        name=f"build the '{settings.preset}' benchmark in {settings.benchmark_dir}",
+        run=run,
+        skip_if=lambda: benchmark_ready(settings.benchmark_dir),
+    )

@@ -1,0 +1,554 @@
+"""The Reconstruct and About tabs (the only `svr` module that imports gradio).
+
+Handlers stay short: parse the inputs, call `svr.inference`, format the result, turn
+known errors into `gr.Error`. The named API endpoint `/reconstruct` takes
+(image file, method name) and returns the GLB.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from dataclasses import dataclass, field
+
+import gradio as gr
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from svr.examples import Example, benchmark_examples, make_photo_examples
+from svr.inference import (
+    ModelStore,
+    ModelUnavailable,
+    Reconstruction,
+    ReconstructionError,
+    Reconstructor,
+    SessionFiles,
+    compare_with_ground_truth,
+    file_sha256,
+    ground_truth_scores,
+    recognise,
+)
+from svr.prepare import Preparation, benchmark_ready
+from svr.preprocess import DEFAULT_FOREGROUND_RATIO, ImageInputError, checkerboard
+from svr.settings import REPO_ROOT, Settings
+
+__all__ = [
+    "DemoContext",
+    "image_file_input",
+    "add_reconstruct_tab",
+    "add_about_tab",
+    "make_context",
+]
+
+logger = logging.getLogger(__name__)
+
+_USER_ERRORS = (ImageInputError, ModelUnavailable, ReconstructionError, ValueError)
+COMMITTED_EXAMPLES = REPO_ROOT / "assets" / "examples"
+CONTACT_SHEET = REPO_ROOT / "assets" / "contact_sheet.png"
+
+
+def image_file_input(**kwargs) -> gr.Image:
+    """A gr.Image (type "filepath", no mode conversion) whose upload errors are readable.
+
+    The app validates and decodes files itself (`svr.preprocess.load_image`). Gradio
+    still opens the upload's header before the handler runs; a file that is not an image
+    then fails there, so that step's exception becomes a `gr.Error` naming the file
+    instead of a bare server error. (The instance's `preprocess` is wrapped rather than
+    the class subclassed: Gradio writes a .pyi stub next to any module defining a
+    component subclass.)
+    """
+    component = gr.Image(type="filepath", image_mode=None, **kwargs)
+    original = component.preprocess
+
+    def preprocess(payload):
+        try:
+            return original(payload)
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            name = getattr(payload, "orig_name", None) or "the file"
+            raise gr.Error(
+                f"{name} is not an image the app can read ({type(exc).__name__}); "
+                "upload a PNG, JPEG, WebP, GIF or BMP file"
+            ) from None
+
+    component.preprocess = preprocess  # type: ignore[method-assign]
+    return component
+
+
+@dataclass
+class DemoContext:
+    """What the tabs share: settings, the reconstruction service, examples, preparation."""
+
+    settings: Settings
+    reconstructor: Reconstructor
+    preparation: Preparation | None = None
+    _examples: list[Example] = field(default_factory=list)
+    _benchmark_examples_done: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def examples(self) -> list[Example]:
+        """Photo-like examples plus benchmark views once the benchmark exists (made once)."""
+        with self._lock:
+            if not self._examples:
+                # served files must come from the temp dir: copy the committed ones there
+                folder = self.settings.examples_dir / "photos"
+                folder.mkdir(parents=True, exist_ok=True)
+                for src in COMMITTED_EXAMPLES.glob("photo_*.jpg"):
+                    if not (folder / src.name).is_file():
+                        shutil.copyfile(src, folder / src.name)
+                try:
+                    self._examples = make_photo_examples(folder)
+                except Exception:  # noqa: BLE001 - examples are optional; log and go on
+                    logger.exception("could not make the photo-like examples")
+            if not self._benchmark_examples_done and benchmark_ready(self.settings.benchmark_dir):
+                try:
+                    bench = benchmark_examples(
+                        self.settings.benchmark_dir, self.settings.examples_dir
+                    )
+                except Exception:  # noqa: BLE001
+                    logger.exception("could not copy benchmark examples")
+                    bench = []
+                for ex in bench:
+                    if ex.item_id is not None:
+                        self.reconstructor.known_items[file_sha256(ex.path)] = ex.item_id
+                self._examples = bench + self._examples
+                self._benchmark_examples_done = True
+            return list(self._examples)
+
+    def status_line(self) -> str:
+        if self.preparation is None:
+            ready = benchmark_ready(self.settings.benchmark_dir)
+            return (
+                f"Benchmark: {'ready' if ready else 'not built'} ({self.settings.benchmark_dir}); "
+                "background preparation is off (SVR_PREPARE=0)."
+            )
+        return self.preparation.status().line()
+
+    def preparing(self) -> bool:
+        """True while preparation has not finished (idle before start counts as pending)."""
+        return self.preparation is not None and self.preparation.status().state in (
+            "idle",
+            "running",
+        )
+
+
+def make_context(settings: Settings, preparation: Preparation | None = None) -> DemoContext:
+    """Build the shared services (cheap: models load on first use)."""
+    settings.temp_root.mkdir(parents=True, exist_ok=True)
+    reconstructor = Reconstructor(
+        store=ModelStore(settings.models_dir),
+        sessions=SessionFiles(settings.temp_root),
+    )
+    return DemoContext(settings=settings, reconstructor=reconstructor, preparation=preparation)
+
+
+# ---------------------------------------------------------------- formatting (no logic here)
+
+
+def _thumb(rgba: np.ndarray, side: int = 256) -> np.ndarray:
+    board = checkerboard(rgba, cell=max(4, max(rgba.shape[:2]) // 24))
+    img = Image.fromarray(board)
+    img.thumbnail((side, side)) if max(img.size) > side else None
+    if max(img.size) < side:
+        factor = side / max(img.size)
+        img = img.resize((round(img.size[0] * factor), round(img.size[1] * factor)), Image.NEAREST)
+    return np.asarray(img)
+
+
+def _stats_markdown(rec: Reconstruction) -> str:
+    stages = " | ".join(f"{k}: {1000 * v:.0f} ms" for k, v in rec.timings.items())
+    geometry = (
+        f"{rec.n_faces:,} faces, {rec.n_vertices:,} vertices"
+        if rec.mesh is not None
+        else f"{rec.n_vertices:,} points (point cloud)"
+    )
+    notes = "; ".join(rec.input.notes)
+    return (
+        f"**{rec.method}**: {geometry}; total {1000 * rec.total_seconds:.0f} ms ({stages}).  \n"
+        f"Input: {notes}.  \n"
+        "Orientation of the viewer and every download: +y up, the object's front towards +z, "
+        "unit cube [-0.5, 0.5]^3."
+    )
+
+
+def _recognition_markdown(rec: Reconstruction) -> str:
+    info = rec.prediction.info or {}
+    if not info:
+        return f"{rec.method} reports nothing about what it recognised."
+    lines = [f"{rec.method} reports:"] + [f"- **{k}**: {_short(v)}" for k, v in info.items()]
+    return "\n".join(lines)
+
+
+def _short(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, dict):
+        items = sorted(
+            value.items(), key=lambda kv: -kv[1] if isinstance(kv[1], int | float) else 0
+        )[:5]
+        return ", ".join(f"{k}: {_short(v)}" for k, v in items)
+    if isinstance(value, list | tuple):
+        return ", ".join(_short(v) for v in list(value)[:5]) + (" ..." if len(value) > 5 else "")
+    return str(value)
+
+
+_NO_GT = (
+    "Shown when the input is one of the benchmark *validation* examples: the result is scored "
+    "against that shape's ground truth (F@1%, IoU) with a precision/recall view. The test "
+    "split's ground truth is never shown."
+)
+
+
+def _error(exc: Exception) -> gr.Error:
+    return gr.Error(str(exc))
+
+
+# ---------------------------------------------------------------- tabs
+
+
+def add_reconstruct_tab(ctx: DemoContext) -> None:
+    """The Reconstruct tab; call inside an open `gr.Tabs()`."""
+    methods = ctx.reconstructor.store.methods()
+    choices = [(m.label, m.name) for m in methods]
+    default = next((m.name for m in methods if m.has_weights), methods[0].name if methods else None)
+    with gr.Tab("Reconstruct"):
+        status = gr.Markdown(ctx.status_line, elem_id="prep-status")  # evaluated per page load
+        with gr.Row():
+            with gr.Column(scale=1):
+                image = image_file_input(
+                    label="Input image (upload, paste or webcam)",
+                    sources=["upload", "clipboard", "webcam"],
+                    format="png",
+                    height=300,
+                    elem_id="input-image",
+                )
+                ratio = gr.Slider(
+                    0.5,
+                    1.0,
+                    value=DEFAULT_FOREGROUND_RATIO,
+                    step=0.01,
+                    label="Foreground ratio",
+                    info="share of the input side spanned by the object's longest side (benchmark views: 0.5-0.8, median 0.67)",
+                )
+                method = gr.Dropdown(
+                    choices=choices, value=default, label="Method", elem_id="method"
+                )
+                gr.Markdown(_methods_markdown(methods))
+                with gr.Row():
+                    run = gr.Button("Reconstruct", variant="primary", elem_id="run")
+                    run_all = gr.Button("Compare all methods", elem_id="run-all")
+                examples_box = gr.Column()
+            with gr.Column(scale=2):
+                with gr.Row():
+                    before = gr.Image(label="Before: your image", interactive=False, height=220)
+                    after = gr.Image(
+                        label="After: masked, centred input (checkerboard = transparent)",
+                        interactive=False,
+                        height=220,
+                    )
+                viewer = gr.Model3D(
+                    label="Reconstruction (drag to rotate)",
+                    height=380,
+                    elem_id="viewer",
+                    clear_color=(0.96, 0.96, 0.96, 1.0),
+                )
+                stats = gr.Markdown(elem_id="stats")
+                downloads = gr.File(
+                    label="Downloads: GLB, OBJ, PLY, STL, occupancy .npy and .binvox",
+                    file_count="multiple",
+                    interactive=False,
+                )
+                with gr.Accordion("What did it recognise?", open=True):
+                    recognised = gr.Markdown(elem_id="recognised")
+                    recognised_gallery = gr.Gallery(
+                        label="Nearest training shapes and cluster mean shape",
+                        columns=4,
+                        height=220,
+                        interactive=False,
+                    )
+                with gr.Accordion("Ground truth (benchmark validation examples only)", open=True):
+                    gt_text = gr.Markdown(_NO_GT)
+                    gt_view = gr.Model3D(
+                        label="Ground truth (same orientation as the output)", height=300
+                    )
+                    gt_plot = gr.Image(
+                        label="Precision / recall at 1%: points coloured by distance to the other surface",
+                        interactive=False,
+                    )
+        with gr.Accordion("Compare all methods", open=True):
+            compare_text = gr.Markdown(
+                "Click *Compare all methods* to run every method on the input."
+            )
+            with gr.Row():
+                compare_views = [gr.Model3D(label=m.name, height=260) for m in methods]
+        last = gr.State(None)
+        api_glb = gr.File(visible=False)
+        api_button = gr.Button(visible=False)
+        # every component must be created inside the Tab: one made directly in the
+        # enclosing gr.Tabs() scrambles the tab labels in the browser
+        ready = gr.State(benchmark_ready(ctx.settings.benchmark_dir))
+        # poll while preparation may run (it starts after the UI is built); stops when done
+        timer = gr.Timer(1.0, active=ctx.preparation is not None)
+
+    def do_reconstruct(path, name, fg_ratio, request: gr.Request):
+        if not path:
+            raise gr.Error("Upload, paste or capture an image first, or click an example.")
+        if not name:
+            raise gr.Error("Choose a method.")
+        session = request.session_hash if request is not None else None
+        try:
+            rec = ctx.reconstructor.run(path, name, fg_ratio, session=session)
+            prepared = rec.input
+            gt = None
+            if rec.item_id is not None:
+                gt = compare_with_ground_truth(
+                    ctx.settings.benchmark_dir, rec.item_id, rec, rec.files.glb.parent
+                )
+        except _USER_ERRORS as exc:
+            raise _error(exc) from None
+        if gt is None:
+            gt_md, gt_glb, gt_png = _NO_GT, None, None
+        else:
+            iou = "n/a" if gt.iou is None else f"{gt.iou:.3f}"
+            gt_md = (
+                f"Benchmark item `{gt.item_id}` ({gt.split} split, public): **F@1% = {gt.fscore:.3f}** "
+                f"(precision {gt.precision:.3f}, recall {gt.recall:.3f}), **IoU@32 = {iou}**."
+            )
+            gt_glb, gt_png = str(gt.gt_glb), str(gt.figure)
+        return (
+            _thumb(prepared.original),
+            _thumb(prepared.image),
+            str(rec.files.glb),
+            [str(p) for p in rec.files.downloads()],
+            _stats_markdown(rec),
+            _recognition_markdown(rec) + "\n\n*Asking the recognition baselines...*",
+            gt_md,
+            gt_glb,
+            gt_png,
+            rec,
+        )
+
+    def do_recognise(rec: Reconstruction | None):
+        if rec is None:
+            return gr.skip(), gr.skip()
+        try:
+            shapes = recognise(ctx.reconstructor.store, rec)
+        except Exception as exc:  # noqa: BLE001 - an explanation panel must not break the result
+            logger.exception("recognition failed")
+            return _recognition_markdown(rec) + f"\n\nThe recognition baselines failed: {exc}", []
+        lines = [_recognition_markdown(rec), ""]
+        if not shapes:
+            lines.append(
+                "No recognition baseline has weights yet, so there is nothing to compare with."
+            )
+        for sh in shapes:
+            lines.append(
+                f"- {sh.note}: `{sh.key}`; F@1% between the output and it: **{sh.fscore:.3f}**"
+            )
+        gallery = [(sh.render, f"{sh.key} (F@1% {sh.fscore:.2f})") for sh in shapes]
+        return "\n".join(lines), gallery
+
+    outputs = [
+        before,
+        after,
+        viewer,
+        downloads,
+        stats,
+        recognised,
+        gt_text,
+        gt_view,
+        gt_plot,
+        last,
+    ]
+    run.click(
+        do_reconstruct,
+        inputs=[image, method, ratio],
+        outputs=outputs,
+        api_visibility="undocumented",
+        api_name="reconstruct_ui",
+        concurrency_id="reconstruct",
+    ).success(
+        do_recognise,
+        inputs=[last],
+        outputs=[recognised, recognised_gallery],
+        api_visibility="private",
+        concurrency_id="reconstruct",
+    )
+
+    def do_compare(path, fg_ratio, request: gr.Request):
+        if not path:
+            raise gr.Error("Upload, paste or capture an image first, or click an example.")
+        session = request.session_hash if request is not None else None
+        try:
+            prepared, item_id = ctx.reconstructor.prepare_input(path, fg_ratio)
+        except _USER_ERRORS as exc:
+            raise _error(exc) from None
+        head = "| method | kind | faces | vertices | time (ms) |"
+        if item_id is not None:
+            head += " F@1% | IoU@32 |"
+        rows = [head, "|" + "---|" * (head.count("|") - 1)]
+        files: list[str | None] = []
+        for m in methods:
+            try:
+                rec = ctx.reconstructor.run(prepared, m.name, session=session, item_id=item_id)
+                scores = ""
+                if item_id is not None:
+                    f1, iou = ground_truth_scores(
+                        ctx.settings.benchmark_dir, item_id, rec.prediction
+                    )
+                    scores = f" {f1:.3f} | {'n/a' if iou is None else f'{iou:.3f}'} |"
+            except (ModelUnavailable, ReconstructionError) as exc:
+                short = "no weights yet" if isinstance(exc, ModelUnavailable) else str(exc)
+                rows.append(
+                    f"| {m.name} | {m.kind} | - | - | {short} |" + (" - | - |" if item_id else "")
+                )
+                files.append(None)
+                continue
+            rows.append(
+                f"| {m.name} | {m.kind} | {rec.n_faces:,} | {rec.n_vertices:,} | "
+                f"{1000 * rec.total_seconds:.0f} |{scores}"
+            )
+            files.append(str(rec.files.glb))
+        note = (
+            f"\n\nScored against the ground truth of `{item_id}` (validation split)."
+            if item_id
+            else ""
+        )
+        return ["\n".join(rows) + note, *files]
+
+    run_all.click(
+        do_compare,
+        inputs=[image, ratio],
+        outputs=[compare_text, *compare_views],
+        api_visibility="undocumented",
+        api_name="compare_all",
+        concurrency_id="reconstruct",
+    )
+
+    def api_reconstruct(path, name, request: gr.Request):
+        """Reconstruct an image with one method; returns the GLB (+y up, front towards +z)."""
+        if not path:
+            raise gr.Error("no image given")
+        session = request.session_hash if request is not None else None
+        try:
+            rec = ctx.reconstructor.run(path, name or default or "", session=session)
+        except _USER_ERRORS as exc:
+            raise _error(exc) from None
+        return str(rec.files.glb)
+
+    api_button.click(
+        api_reconstruct,
+        inputs=[image, method],
+        outputs=[api_glb],
+        api_name="reconstruct",
+        concurrency_id="reconstruct",
+    )
+
+    def poll():
+        line = ctx.status_line()
+        return line, gr.Timer(active=ctx.preparing()), benchmark_ready(ctx.settings.benchmark_dir)
+
+    timer.tick(
+        poll, outputs=[status, timer, ready], show_progress="hidden", api_visibility="private"
+    )
+
+    with examples_box:
+
+        @gr.render(inputs=[ready])
+        def _examples_gallery(_ready: bool):
+            exs = ctx.examples()
+            if not exs:
+                gr.Markdown("No examples available.")
+                return
+            counts = {kind: sum(1 for e in exs if e.split == kind) for kind in ("val", "test")}
+            photos = sum(1 for e in exs if e.split is None)
+            gr.Examples(
+                examples=[[str(e.path)] for e in exs],
+                inputs=[image],
+                label=(
+                    f"Examples: {counts['val']} benchmark validation views (scored against their ground "
+                    f"truth), {counts['test']} test views (image only) and {photos} photo-like images "
+                    "without alpha (background removed by the app)"
+                ),
+                examples_per_page=12,
+            )
+
+
+def _methods_markdown(methods) -> str:
+    if not methods:
+        return "No reconstruction methods are registered."
+    return "\n".join(f"- {m.line}" for m in methods)
+
+
+ABOUT = """
+## What this is
+
+A demo, benchmark and leaderboard around **"What Do Single-view 3D Reconstruction Networks
+Learn?"** (Tatarchenko, Richter, Ranftl, Li, Koltun, Brox, CVPR 2019). The paper asks whether
+networks that turn one image into a 3D shape *reconstruct* it (use shading, texture,
+perspective and silhouette) or *recognise* it (classify the object and emit a typical shape
+of that kind), and finds that on ShapeNet they behave like recognition: simple recognition
+baselines (clustering and retrieval) match the encoder-decoders, and an oracle nearest
+neighbour from the training set beats them all.
+
+## The benchmark
+
+13 classes (the 3D-R2N2 subset: airplane, bench, cabinet, car, chair, display, lamp,
+loudspeaker, rifle, sofa, table, telephone, watercraft). The embedded default is a
+procedurally generated set built on first start: watertight part-based shapes, each rendered
+from 5 random views (137x137 RGBA, part-coloured, Lambertian shading). Shapes are normalised
+so that the bounding box is centred at the origin and its longest side is 1 (the unit cube
+[-0.5, 0.5]^3, +y up, front towards +z). Splits: train / val / test; the test split's
+ground truth stays on the server and is never shown in this app (validation examples are
+used for ground-truth comparisons).
+
+## Metrics (exact definitions)
+
+- **Distance** between points p and q: Euclidean, sqrt((px-qx)^2 + (py-qy)^2 + (pz-qz)^2),
+  in unit-cube units (the cube's side is 1).
+- **F-score at d** (headline d = 0.01, 1% of the side): precision = share of points sampled
+  on the output whose nearest ground-truth point is closer than d; recall = share of
+  ground-truth points whose nearest output point is closer than d;
+  F = 2PR / (P + R), and 0 when P + R = 0. Also reported at 1/200, 1/50, 1/20, 1/10, 1/5.
+- **IoU** of voxel grids at 32^3 (and 128^3): |A and B| / |A or B|, a voxel is occupied where
+  the value is >= the threshold (0.5).
+- **Chamfer-L1**: 0.5 x (mean distance output -> GT + mean distance GT -> output).
+- Grids are turned into surfaces by marching cubes before sampling; meshes are voxelised for
+  IoU. An empty output scores 0 on F-score and IoU.
+
+## Submission archive
+
+One file: a .zip, .tar or .tar.gz/.tgz holding a `submission.json` manifest (method name,
+representation, frame, ...) and one prediction per test item named after its item id,
+`<class>/<shape id>/<view>.<ext>`; or a single .npz whose keys are the item ids. Item formats:
+a voxel grid (.npy / .npz bool, integer or float (R, R, R), axes (x, y, z), occupied where
+>= 0.5; or .binvox), a point cloud (.npy (N, 3), .ply, .xyz) or a mesh (.obj, .off, .ply,
+.glb), in the unit cube and in the benchmark's frame. Every item is checked before anything
+is scored: one bad item rejects the submission with the list of problems; a missing item
+scores the worst values. `python -m leaderboard template --benchmark DIR --out example.zip`
+writes a valid example. The Leaderboard shows F@1% and IoU per class next to the recognition
+baselines and the oracle.
+
+## Orientation of downloads
+
+The 3D viewer and every download (GLB, OBJ, PLY, STL) come from the same mesh with the same
+transform: right-handed, **+y up**, the object's front towards **+z**, in the unit cube.
+Occupancy grids (.npy, .binvox) are bool (R, R, R), indexed (x, y, z); voxel (i, j, k)
+covers [-0.5 + i/R, -0.5 + (i+1)/R) along x, likewise y and z.
+"""
+
+
+def add_about_tab(settings: Settings) -> None:
+    """The About tab; call inside an open `gr.Tabs()`."""
+    with gr.Tab("About"):
+        gr.Markdown(ABOUT)
+        if CONTACT_SHEET.is_file():
+            gr.Image(
+                str(CONTACT_SHEET),
+                label="Contact sheet: benchmark shapes per class",
+                interactive=False,
+            )
+        else:
+            gr.Markdown(
+                "*(The contact sheet image `assets/contact_sheet.png` is not in this copy.)*"
+            )
