@@ -4,17 +4,25 @@ Builds a small benchmark-layout folder in a temporary directory (procedural shap
 each), writes one prediction file per item for each representation (point clouds of 10,000
 points, 32^3 voxel grids, meshes), then times, per representation, the full path: load the
 ground truth and the prediction files, convert, compute every metric. Prints items/second and
-peak memory.
+peak memory (grids and meshes are timed on fewer items: their conversions dominate and are
+slow).
 
 Beside it, on the same in-memory point clouds (10,000 points each side), a what3d-style
 reference: a Python loop over pairs that builds a scipy cKDTree on each cloud, queries both
-directions single-threaded and computes F-score at all thresholds and Chamfer. It prints
-ours / reference throughput and checks that both give identical results.
+directions single-threaded and computes F-score at all thresholds and Chamfer. Reference and
+ours alternate on chunks of 10 items (so both see the same machine load, which other processes
+change all the time); ours runs as the Scorer does by default (items in a thread pool, one
+per core, single-threaded queries) and also on one thread, which separates the gain of the
+search itself from that of the second core (which only shows when a core is free: under
+contention the scheduler's share of this process does not grow with its threads, and the wall
+clock ratio falls to the CPU-time ratio). It prints ours / reference throughput (wall clock)
+and CPU time per item, and checks that all give identical results.
 
 Finally it prints an estimate of the GPU time for the full what3d test set from a bandwidth /
 FLOP model of the chunked brute-force kernel in svr.metrics (no GPU is needed).
 
     python benchmarks/bench_scoring.py            # --items 200, under ~2 minutes on 2 cores
+    python benchmarks/bench_scoring.py --no-end-to-end --rounds 4   # the point-cloud ratio only
 """
 
 from __future__ import annotations
@@ -180,9 +188,16 @@ def what3d_reference(preds: list[np.ndarray], gts: list[np.ndarray], thresholds)
     return out
 
 
-def ours_points(preds, gts, keys):
+def ours_points(preds, gts, keys, threads: int | None = None) -> list[dict]:
+    """Our Scorer on fresh caches: items in a pool of `threads` threads (None: one per core,
+    single-threaded queries), or one after another with single-threaded queries (1)."""
     scorer = Scorer(DEFAULT_PROTOCOL, device=None)
-    return [s.to_dict() for s in scorer.score_many(zip(preds, gts, keys, strict=True))]
+    if threads == 1:
+        return [
+            scorer.score(p, g, k, workers=1).to_dict()
+            for p, g, k in zip(preds, gts, keys, strict=True)
+        ]
+    return [s.to_dict() for s in scorer.score_many(zip(preds, gts, keys, strict=True), threads)]
 
 
 def compare(ref: list[dict], ours: list[dict]) -> None:
@@ -194,6 +209,21 @@ def compare(ref: list[dict], ours: list[dict]) -> None:
                     raise SystemExit(f"MISMATCH {key}: reference {value} vs ours {b[key]}")
             elif value != b[key]:
                 raise SystemExit(f"MISMATCH {key}: reference {value} vs ours {b[key]}")
+
+
+def nn_backend_description() -> str:
+    from svr import metrics
+
+    name = metrics._backend()
+    if name == "pykdtree":
+        from importlib.metadata import version
+
+        threads = "per-thread OpenMP control" if metrics._openmp else "OpenMP default threads"
+        return (
+            f"pykdtree {version('pykdtree')} (leaves of {metrics._PYKDTREE_LEAFSIZE} points, "
+            f"{threads}), queries in Morton order"
+        )
+    return "scipy cKDTree (pykdtree is not installed), queries in Morton order"
 
 
 def maxrss_mb() -> float:
@@ -288,6 +318,13 @@ def main(argv: list[str] | None = None) -> int:
         "--items", type=int, default=200, help="items per representation (5 per shape)"
     )
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the reference comparison")
+    parser.add_argument(
+        "--voxel-items", type=int, default=100, help="items timed end to end for voxel grids"
+    )
+    parser.add_argument(
+        "--mesh-items", type=int, default=40, help="items timed end to end for meshes"
+    )
+    parser.add_argument("--no-end-to-end", action="store_true", help="skip the end-to-end timings")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     n_shapes = max(1, math.ceil(args.items / VIEWS))
@@ -303,14 +340,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{os.getloadavg()[0]:.1f} (other processes make every figure below noisier)"
         )
 
-        print("\nEnd to end (load ground truth and prediction files, convert, all metrics):")
-        for kind in ("points", "voxels", "mesh"):
-            seconds = score_end_to_end(root, items, kind)
-            sub = items[: min(len(items), 20)]
+        if not args.no_end_to_end:
+            print("\nEnd to end (load ground truth and prediction files, convert, all metrics):")
+        for kind in () if args.no_end_to_end else ("points", "voxels", "mesh"):
+            limit = {"points": len(items), "voxels": args.voxel_items, "mesh": args.mesh_items}
+            subset = items[: limit[kind]]
+            seconds = score_end_to_end(root, subset, kind)
+            sub = subset[: min(len(subset), 20)]
             peak = traced_peak_mb(lambda sub=sub, kind=kind: score_end_to_end(root, sub, kind))
             print(
-                f"  {kind:7s}: {len(items) / seconds:7.1f} items/s ({seconds:6.2f} s); peak traced "
-                f"allocations {peak:6.1f} MB (20 items); process max RSS {maxrss_mb():6.0f} MB"
+                f"  {kind:7s}: {len(subset) / seconds:7.1f} items/s ({len(subset)} items, "
+                f"{seconds:6.2f} s); peak traced allocations {peak:6.1f} MB (20 items); "
+                f"process max RSS {maxrss_mb():6.0f} MB"
             )
 
         # The same in-memory float64 clouds for both: predictions as loaded, ground truth as the
@@ -335,42 +376,56 @@ def main(argv: list[str] | None = None) -> int:
             keys.append(shape_id)
         pred_data = [PredictionData(points=p) for p in preds]
 
-        # Alternate reference and ours on chunks of 10 items so that both see the same load
-        # (the machine is shared); each chunk starts with a fresh Scorer cache for its shapes.
-        ref_time = our_time = ref_cpu = our_cpu = 0.0
-        ref, ours = [], []
+        # Alternate reference and ours on chunks of 10 items so that all see the same load (the
+        # machine is shared), starting each chunk with a different variant; each chunk starts
+        # with a fresh Scorer cache for its shapes.
+        variants = {
+            "reference": lambda sl: what3d_reference(
+                preds[sl], gt_clouds[sl], DEFAULT_PROTOCOL.thresholds
+            ),
+            "ours": lambda sl: ours_points(pred_data[sl], gts[sl], keys[sl]),
+            "ours_1": lambda sl: ours_points(pred_data[sl], gts[sl], keys[sl], threads=1),
+        }
+        wall = dict.fromkeys(variants, 0.0)
+        cpu = dict.fromkeys(variants, 0.0)
+        results: dict[str, list[dict]] = {}
         chunk = 10
         for _ in range(args.rounds):
-            ref, ours = [], []
-            for i in range(0, len(items), chunk):
+            results = {name: [] for name in variants}
+            for c, i in enumerate(range(0, len(items), chunk)):
                 sl = slice(i, i + chunk)
-                start, cpu = time.perf_counter(), time.process_time()
-                ref += what3d_reference(preds[sl], gt_clouds[sl], DEFAULT_PROTOCOL.thresholds)
-                ref_time += time.perf_counter() - start
-                ref_cpu += time.process_time() - cpu
-                start, cpu = time.perf_counter(), time.process_time()
-                ours += ours_points(pred_data[sl], gts[sl], keys[sl])
-                our_time += time.perf_counter() - start
-                our_cpu += time.process_time() - cpu
-        compare(ref, ours)
+                names = list(variants)
+                names = names[c % len(names) :] + names[: c % len(names)]
+                for name in names:
+                    start, cpu0 = time.perf_counter(), time.process_time()
+                    results[name] += variants[name](sl)
+                    wall[name] += time.perf_counter() - start
+                    cpu[name] += time.process_time() - cpu0
+        compare(results["reference"], results["ours"])
+        compare(results["reference"], results["ours_1"])
+        if results["ours"] != results["ours_1"]:
+            raise SystemExit("MISMATCH: results depend on the thread count")
         n = len(items) * args.rounds
         print(
-            f"\nPoint clouds, {n_points} points each side, metrics only "
-            f"({args.rounds} rounds, interleaved in chunks of {chunk} items):"
+            f"\nPoint clouds, {n_points} points each side, metrics only ({args.rounds} rounds, "
+            f"interleaved in chunks of {chunk} items; load average now {os.getloadavg()[0]:.1f}):"
         )
+        print(f"  nearest-neighbour search: {nn_backend_description()}")
+        labels = {
+            "reference": "what3d-style reference (1 thread)",
+            "ours": f"svr Scorer ({os.cpu_count()} threads)",
+            "ours_1": "svr Scorer (1 thread)",
+        }
+        for name, label in labels.items():
+            print(
+                f"  {label:34s}: {n / wall[name]:7.1f} items/s, {cpu[name] / n * 1e3:5.1f} ms CPU "
+                f"per item (all threads); ratio to the reference {wall['reference'] / wall[name]:.2f}x "
+                f"wall clock, {cpu['reference'] / cpu[name]:.2f}x CPU time"
+            )
         print(
-            f"  what3d-style reference: {n / ref_time:7.1f} items/s "
-            f"({ref_cpu / n * 1e3:5.1f} ms CPU per item)"
+            "  results identical: F, precision and recall exactly, Chamfer to 1e-12 relative; "
+            "ours identical on 1 and on all threads"
         )
-        print(
-            f"  svr.evaluation.Scorer : {n / our_time:7.1f} items/s "
-            f"({our_cpu / n * 1e3:5.1f} ms CPU per item, all threads)"
-        )
-        print(
-            f"  ratio ours / reference: {ref_time / our_time:.2f}x wall clock, "
-            f"{ref_cpu / our_cpu:.2f}x in CPU time"
-        )
-        print("  results identical: F, precision and recall exactly, Chamfer to 1e-12 relative")
 
         print()
         for line in gpu_estimate(WHAT3D_TEST_ITEMS, n_points):

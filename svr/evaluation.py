@@ -431,21 +431,20 @@ class Scorer:
 
     def ground_truth_points(self, gt: GroundTruth, key: Hashable | None = None) -> PointIndex:
         """The protocol's subsample of gt.points / gt.normals as a PointIndex (cached by key)."""
-        if key is not None:
-            try:
-                return self.index.get(key)
-            except KeyError:
-                pass  # first item of this ground truth: subsample and build below
-        if gt.points is None or len(gt.points) == 0:
-            raise ValueError("the ground truth has no surface points")
-        pts, normals = subsample_points(
-            np.asarray(gt.points), self.protocol.n_samples, self.protocol.seed,
-            None if gt.normals is None else np.asarray(gt.normals),
-        )  # fmt: skip
+
+        def build() -> PointIndex:
+            if gt.points is None or len(gt.points) == 0:
+                raise ValueError("the ground truth has no surface points")
+            pts, normals = subsample_points(
+                np.asarray(gt.points), self.protocol.n_samples, self.protocol.seed,
+                None if gt.normals is None else np.asarray(gt.normals),
+            )  # fmt: skip
+            return PointIndex(pts, normals)
+
         if key is None:
-            entry = PointIndex(pts, normals)
-            return entry
-        return self.index.get(key, pts, normals)
+            return build()
+        # Concurrent items of one new ground truth (score_many's threads) build it once.
+        return self.index.get_or_build(key, build)
 
     def score(
         self,

@@ -25,11 +25,18 @@ Definitions (followed to the letter; tested against a naive double loop):
   its nearest neighbour in the other set, averaged over both directions:
   0.5 * (mean_p |cos(n_p, n_nn(p))| + mean_g |cos(n_g, n_nn(g))|). NaN when either set is empty.
 
-Backends. On the CPU the nearest neighbours come from ``scipy.spatial.cKDTree`` (an exact search,
-queried with all cores); the distance of each returned pair is then recomputed with the formula
-above, so the values are bit-identical to a naive implementation. With a ``device`` (or CUDA
-tensors) a chunked brute-force search in torch float64 computes the same formula, coordinate by
-coordinate with separate rounding, so both backends give identical results.
+Backends. On the CPU the nearest neighbours come from an exact k-d tree search: pykdtree (C,
+sliding-midpoint splits, OpenMP queries) when it is installed, else ``scipy.spatial.cKDTree``;
+both give identical results (tested). Queries are made in Morton (z-curve) order, which
+keeps consecutive searches in the same tree leaves, and the results are put back in input order.
+The distance of each returned pair is then recomputed with the formula above, so the values are
+bit-identical to a naive implementation whatever the tree's own arithmetic. With a ``device``
+(or CUDA tensors) a chunked brute-force search in torch float64 computes the same formula,
+coordinate by coordinate with separate rounding, so both backends give identical results.
+
+Threads. ``workers`` sets the threads of one query (pykdtree's OpenMP threads, set for the
+calling thread only; cKDTree's ``workers``); the batch functions instead run whole pairs in a
+thread pool with single-threaded queries (both libraries release the GIL), which scales better.
 
 Ground-truth point sets are reused across the views of a shape through :class:`PointIndex` (a
 point set with a lazily built k-d tree) and :class:`GroundTruthIndex` (a bounded cache of them).
@@ -43,8 +50,9 @@ import os
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
@@ -154,7 +162,8 @@ class PointIndex:
     """A validated point set (N, 3) float64, with optional unit normals and a lazy k-d tree.
 
     Build one per ground-truth point set and pass it wherever a point set is accepted: the
-    k-d tree is built on first use and reused by every later query (thread-safe).
+    k-d tree (and the Morton query order) is built on first use and reused by every later
+    query (thread-safe).
     """
 
     def __init__(self, points: ArrayLike, normals: ArrayLike | None = None):
@@ -162,7 +171,7 @@ class PointIndex:
         self.normals = (
             None if normals is None else _validate_normals(normals, len(self.points), "normals")
         )
-        self._tree: cKDTree | None = None
+        self._trees: dict[str, Any] = {}
         self._order: np.ndarray | None = None
         self._lock = threading.Lock()
 
@@ -179,19 +188,25 @@ class PointIndex:
 
     @property
     def tree(self) -> cKDTree:
-        """The scipy cKDTree of the points (built once).
+        """The scipy cKDTree of the points (built once; the search uses it when pykdtree is
+        not installed).
 
         Sliding-midpoint splits (``balanced_tree=False``) and 48-point leaves: on 10,000 surface
         samples this builds ~1.7x faster than scipy's defaults and answers queries 5-30% faster
         (measured with leaves of 8..256 points on several shapes); the search stays exact.
         """
-        if self._tree is None:
-            with self._lock:
-                if self._tree is None:
-                    from scipy.spatial import cKDTree
+        return self._search_tree("scipy")
 
-                    self._tree = cKDTree(self.points, leafsize=48, balanced_tree=False)
-        return self._tree
+    def _search_tree(self, backend: str) -> Any:
+        """The k-d tree of `backend` ("pykdtree" or "scipy"), built once."""
+        tree = self._trees.get(backend)
+        if tree is None:
+            with self._lock:
+                tree = self._trees.get(backend)
+                if tree is None:
+                    tree = _build_tree(self.points, backend)
+                    self._trees[backend] = tree
+        return tree
 
 
 class GroundTruthIndex:
@@ -201,6 +216,7 @@ class GroundTruthIndex:
     ground truth: ``index.get(key, points, normals)`` validates the points and builds their k-d
     tree the first time a key is seen and returns the same object afterwards. ``max_entries``
     bounds memory (least recently used entries are dropped); ``None`` keeps everything.
+    Concurrent first requests for one key build it once (the others wait for it).
     """
 
     def __init__(self, max_entries: int | None = 64):
@@ -208,6 +224,7 @@ class GroundTruthIndex:
             raise ValueError(f"max_entries must be positive or None, got {max_entries}")
         self.max_entries = max_entries
         self._entries: OrderedDict[Hashable, PointIndex] = OrderedDict()
+        self._building: dict[Hashable, threading.Lock] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -222,6 +239,14 @@ class GroundTruthIndex:
         with self._lock:
             self._entries.clear()
 
+    def _lookup(self, key: Hashable) -> PointIndex | None:
+        """The cached entry (counted as a hit) or None; call with self._lock held."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return entry
+
     def get(
         self, key: Hashable, points: ArrayLike | None = None, normals: ArrayLike | None = None
     ) -> PointIndex:
@@ -229,23 +254,44 @@ class GroundTruthIndex:
 
         Raises KeyError when `key` is not cached and no points are given.
         """
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-                self.hits += 1
-                return entry
         if points is None:
-            raise KeyError(f"{key!r} is not in the ground-truth index and no points were given")
-        entry = PointIndex(points, normals)
-        entry.tree  # noqa: B018 - build outside the lock, once per key
-        entry.query_order  # noqa: B018
+            with self._lock:
+                entry = self._lookup(key)
+            if entry is None:
+                raise KeyError(f"{key!r} is not in the ground-truth index and no points were given")
+            return entry
+        return self.get_or_build(key, lambda: PointIndex(points, normals))
+
+    def get_or_build(self, key: Hashable, build: Callable[[], PointIndex]) -> PointIndex:
+        """The cached PointIndex of `key`, or ``build()`` on a miss (its k-d tree and query
+        order are built before it is cached). Threads asking for the same missing key call
+        `build` once: the others wait and get its result."""
         with self._lock:
-            self.misses += 1
-            self._entries[key] = entry
-            self._entries.move_to_end(key)
-            while self.max_entries is not None and len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            entry = self._lookup(key)
+            if entry is not None:
+                return entry
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            with self._lock:
+                entry = self._lookup(key)
+            if entry is not None:
+                return entry
+            try:
+                entry = build()
+                if not isinstance(entry, PointIndex):
+                    raise TypeError(f"build() must return a PointIndex, got {type(entry)}")
+                entry._search_tree(_backend())  # build outside the index lock, once per key
+                entry.query_order  # noqa: B018
+                with self._lock:
+                    self.misses += 1
+                    self._entries[key] = entry
+                    self._entries.move_to_end(key)
+                    while self.max_entries is not None and len(self._entries) > self.max_entries:
+                        self._entries.popitem(last=False)
+            finally:
+                with self._lock:
+                    if self._building.get(key) is building:
+                        del self._building[key]
         return entry
 
 
@@ -260,6 +306,118 @@ def _as_index(x: Points, name: str) -> PointIndex:
 # ------------------------------------------------------------------------------------------------
 
 
+# pykdtree leaves: 24-32 points answer 10,000 queries on 10,000 surface samples fastest
+# (measured with leaves of 8..96 points); 32 builds ~20% faster than 16.
+_PYKDTREE_LEAFSIZE = 32
+# pykdtree indexes points with uint32.
+_PYKDTREE_MAX_POINTS = 2**32 - 2
+# Fewer queries than this are not worth sorting into Morton order.
+_MORTON_MIN_QUERIES = 256
+
+_backend_lock = threading.Lock()
+_backend_name: str | None = None  # "pykdtree" or "scipy", resolved on first use
+_openmp: tuple[Any, ...] = ()  # ctypes handles of the OpenMP runtimes pykdtree may use
+
+
+def _find_openmp_runtimes() -> tuple[Any, ...]:
+    """ctypes handles of every OpenMP runtime loaded in this process (Linux: read from
+    /proc/self/maps), or () when none can be found (queries then use the runtimes' default
+    thread count).
+
+    pykdtree's wheels bundle a libgomp, but when another library (torch) put a libgomp in the
+    global symbol scope first, pykdtree's OpenMP calls bind to that one; called right after
+    pykdtree is imported, this lists every runtime its calls can be bound to.
+    """
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+            paths = {line.split(maxsplit=5)[-1].strip() for line in f if line.count(" ") >= 5}
+    except OSError:
+        return ()
+    libs = []
+    for path in sorted(paths):
+        if not os.path.basename(path).startswith(("libgomp", "libomp", "libiomp")):
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+            lib.omp_get_max_threads.restype = ctypes.c_int
+            lib.omp_set_num_threads.argtypes = [ctypes.c_int]
+        except (OSError, AttributeError):
+            continue
+        libs.append(lib)
+    return tuple(libs)
+
+
+def _backend() -> str:
+    """The CPU nearest-neighbour library: "pykdtree" when importable, else "scipy"."""
+    global _backend_name, _openmp
+    if _backend_name is None:
+        with _backend_lock:
+            if _backend_name is None:
+                try:
+                    import pykdtree.kdtree  # noqa: F401
+                except ImportError:
+                    logger.info("pykdtree is not installed; using scipy's cKDTree (slower)")
+                    _backend_name = "scipy"
+                else:
+                    _openmp = _find_openmp_runtimes()
+                    _backend_name = "pykdtree"
+    return _backend_name
+
+
+def _build_tree(points: np.ndarray, backend: str) -> Any:
+    """A k-d tree of (N, 3) float64 points with `backend`."""
+    if backend == "pykdtree" and len(points) <= _PYKDTREE_MAX_POINTS:
+        from pykdtree.kdtree import KDTree
+
+        return KDTree(points, leafsize=_PYKDTREE_LEAFSIZE)
+    from scipy.spatial import cKDTree
+
+    return cKDTree(points, leafsize=48, balanced_tree=False)
+
+
+def _thread_count(workers: int) -> int:
+    if workers == -1:
+        return _default_workers()
+    if workers < 1:
+        raise ValueError(
+            f"workers must be a positive thread count or -1 (all cores), got {workers}"
+        )
+    return workers
+
+
+@contextmanager
+def _openmp_threads(n: int) -> Iterator[None]:
+    """Run the OpenMP regions (pykdtree's queries) started by this thread with `n` threads.
+
+    The thread count of libgomp and libomp is a per-thread setting: this sets it for the
+    calling thread only, in every runtime pykdtree may be bound to, and restores it on exit.
+    """
+    changed = []
+    for lib in _openmp:
+        previous = lib.omp_get_max_threads()
+        if previous != n:
+            lib.omp_set_num_threads(n)
+            changed.append((lib, previous))
+    try:
+        yield
+    finally:
+        for lib, previous in changed:
+            lib.omp_set_num_threads(previous)
+
+
+_MORTON_TABLE: np.ndarray | None = None
+
+
+def _morton_table() -> np.ndarray:
+    """(1024,) uint64: each 10-bit value with two zero bits inserted after every bit."""
+    global _MORTON_TABLE
+    if _MORTON_TABLE is None:
+        _MORTON_TABLE = _spread_bits(np.arange(1024, dtype=np.uint64))
+    return _MORTON_TABLE
+
+
 def _spread_bits(x: np.ndarray) -> np.ndarray:
     """Insert two zero bits between the low 10 bits of each uint64 (Morton interleave)."""
     x = (x | (x << np.uint64(16))) & np.uint64(0x030000FF)
@@ -269,25 +427,27 @@ def _spread_bits(x: np.ndarray) -> np.ndarray:
 
 
 def _morton_order(points: np.ndarray) -> np.ndarray:
-    """Permutation (N,) sorting (N, 3) points along a 2^10-per-axis Morton curve."""
+    """Permutation (N,) int64 sorting (N, 3) points along a 2^10-per-axis Morton curve (the
+    order among points of one cell is unspecified but deterministic)."""
     if len(points) == 0:
         return np.zeros(0, dtype=np.int64)
-    lo = points.min(axis=0)
-    span = float((points.max(axis=0) - lo).max())
+    columns = [points[:, k] for k in range(3)]  # 1-D reductions: ~10x faster than axis=0
+    lo = [float(c.min()) for c in columns]
+    span = max(float(c.max()) - low for c, low in zip(columns, lo, strict=True))
     scale = 1023.0 / span if span > 0 else 0.0
-    q = np.minimum((points - lo) * scale, 1023.0).astype(np.uint64)
-    code = _spread_bits(q[:, 0]) | (_spread_bits(q[:, 1]) << np.uint64(1))
-    code |= _spread_bits(q[:, 2]) << np.uint64(2)
-    return np.argsort(code, kind="stable")
+    table = _morton_table()
+    code = None
+    for k, (c, low) in enumerate(zip(columns, lo, strict=True)):
+        cell = np.minimum(((c - low) * scale).astype(np.intp), 1023)
+        bits = table[cell] << np.uint64(k) if k else table[cell]
+        code = bits if code is None else code | bits
+    return np.argsort(code).astype(np.int64, copy=False)
 
 
 def _exact_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise dist(a_i, b_i) for (N, 3) float64 arrays: sqrt of squares summed left to right."""
-    d = a - b
-    s = d[:, 0] * d[:, 0]
-    s += d[:, 1] * d[:, 1]
-    s += d[:, 2] * d[:, 2]
-    return np.sqrt(s)
+    s = _exact_squared(a, b)
+    return np.sqrt(s, out=s)
 
 
 def _brute_nearest_numpy(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -300,23 +460,69 @@ def _brute_nearest_numpy(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.n
         s += (block[:, None, 1] - b[None, :, 1]) ** 2
         s += (block[:, None, 2] - b[None, :, 2]) ** 2
         idx[start : start + rows] = np.argmin(s, axis=1)
-    return _exact_distances(a, b[idx]), idx
+    return _exact_distances(a, b.take(idx, axis=0)), idx
+
+
+def _exact_squared(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise squared distances of (N, 3) float64 arrays: (a-b)_x^2 + (a-b)_y^2 + (a-b)_z^2,
+    added left to right (each operation rounded separately, in place for speed)."""
+    d = np.subtract(a, b)
+    np.multiply(d, d, out=d)
+    s = d[:, 0].copy()
+    s += d[:, 1]
+    s += d[:, 2]
+    return s
+
+
+def _tree_query(
+    a: np.ndarray, b: PointIndex, k: int, workers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest points of b for each point of a: (N,) or (N, k) distances (squared for
+    pykdtree) and indices, from the tree of the active backend."""
+    backend = _backend()
+    tree = b._search_tree(backend)
+    if backend == "pykdtree" and len(b) <= _PYKDTREE_MAX_POINTS:
+        with _openmp_threads(_thread_count(workers)):
+            return tree.query(a, k=k, sqr_dists=True)
+    return tree.query(a, k=k, workers=workers)
 
 
 def _kdtree_nearest(
     a: np.ndarray, b: PointIndex, resolve_ties: bool, workers: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest neighbours with the k-d tree; distances recomputed exactly from the indices."""
+    """Nearest neighbours with the k-d tree; distances recomputed exactly from the indices.
+
+    With `resolve_ties`, each query's two nearest candidates are compared with the exact
+    formula; where the second is not strictly farther (a tie, or an order the tree's own
+    rounding could have swapped) the query is answered by brute force (first index on ties).
+    """
     if resolve_ties and len(b) >= 2:
-        dist2, idx2 = b.tree.query(a, k=2, workers=workers)
+        _, idx2 = _tree_query(a, b, 2, workers)
         idx = idx2[:, 0].astype(np.int64)
-        tied = np.flatnonzero(dist2[:, 0] == dist2[:, 1])
-        if tied.size:
-            _, idx[tied] = _brute_nearest_numpy(a[tied], b.points)
-    else:
-        _, idx = b.tree.query(a, k=1, workers=workers)
-        idx = idx.astype(np.int64)
-    return _exact_distances(a, b.points[idx]), idx
+        second = idx2[:, 1].astype(np.int64)
+        sq = _exact_squared(a, b.points.take(idx, axis=0))
+        unsure = np.flatnonzero(_exact_squared(a, b.points.take(second, axis=0)) <= sq)
+        if unsure.size:
+            _, idx[unsure] = _brute_nearest_numpy(a[unsure], b.points)
+            sq[unsure] = _exact_squared(a[unsure], b.points[idx[unsure]])
+        return np.sqrt(sq), idx
+    _, idx = _tree_query(a, b, 1, workers)
+    idx = idx.astype(np.int64)
+    # take() gathers rows ~2x faster than fancy indexing
+    return _exact_distances(a, b.points.take(idx, axis=0)), idx
+
+
+def _nearest_in_order(
+    a: np.ndarray, order: np.ndarray, b: PointIndex, resolve_ties: bool, workers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_kdtree_nearest` of the points a (N, 3) queried in `order` (a permutation, e.g.
+    Morton order: faster), returned in the order of a."""
+    d_sorted, i_sorted = _kdtree_nearest(a.take(order, axis=0), b, resolve_ties, workers)
+    dist = np.empty_like(d_sorted)
+    idx = np.empty_like(i_sorted)
+    dist[order] = d_sorted
+    idx[order] = i_sorted
+    return dist, idx
 
 
 def _resolve_device(device: Device, *inputs: Any) -> Any:
@@ -426,6 +632,8 @@ def nearest_distances(
     if len(a_np) == 0 or m == 0:
         return np.full(len(a_np), math.inf), np.full(len(a_np), -1, dtype=np.int64)
     if dev is None:
+        if len(a_np) > _MORTON_MIN_QUERIES:
+            return _nearest_in_order(a_np, _morton_order(a_np), b_idx, True, workers)
         return _kdtree_nearest(a_np, b_idx, resolve_ties=True, workers=workers)
     at = _torch_points(a_np, "a", dev)
     bt = _torch_points(b if b_idx is None else b_idx, "b", dev)
@@ -490,9 +698,10 @@ def _fscore_from(
     if len(d_pg) == 0 or len(d_gp) == 0:
         zero = np.zeros(len(t))
         return zero, zero.copy(), zero.copy()
-    # Share of distances strictly below each threshold.
-    precision = np.count_nonzero(d_pg[:, None] < t[None, :], axis=0) / len(d_pg)
-    recall = np.count_nonzero(d_gp[:, None] < t[None, :], axis=0) / len(d_gp)
+    # Share of distances strictly below each threshold (one 1-D pass per threshold: ~5x faster
+    # than counting an (N, T) comparison along its first axis).
+    precision = np.array([np.count_nonzero(d_pg < x) for x in t], dtype=np.int64) / len(d_pg)
+    recall = np.array([np.count_nonzero(d_gp < x) for x in t], dtype=np.int64) / len(d_gp)
     total = precision + recall
     with np.errstate(invalid="ignore", divide="ignore"):
         f = np.where(total > 0, 2 * precision * recall / np.where(total > 0, total, 1), 0.0)
@@ -538,16 +747,9 @@ def _point_metrics(
             math.nan if want_normals else None, len(p), len(g),
         )  # fmt: skip
     if dev is None:
-        d_pg, i_pg = _kdtree_nearest(p.points, g, resolve_ties=want_normals, workers=workers)
-        # Ground-truth points are queried in their cached Morton order (faster), then put back.
-        order = g.query_order
-        d_sorted, i_sorted = _kdtree_nearest(
-            g.points[order], p, resolve_ties=want_normals, workers=workers
-        )
-        d_gp = np.empty_like(d_sorted)
-        i_gp = np.empty_like(i_sorted)
-        d_gp[order] = d_sorted
-        i_gp[order] = i_sorted
+        # Both directions are queried in the sets' (cached) Morton orders, then put back.
+        d_pg, i_pg = _nearest_in_order(p.points, p.query_order, g, want_normals, workers)
+        d_gp, i_gp = _nearest_in_order(g.points, g.query_order, p, want_normals, workers)
     else:
         pt = _torch_points(p, "pred_points", dev)
         gt_t = _torch_points(g, "gt_points", dev)
@@ -559,7 +761,8 @@ def _point_metrics(
     cd_l2 = float((d_pg * d_pg).mean()) + float((d_gp * d_gp).mean())
     nc = None
     if want_normals:
-        nc = 0.5 * (float(_abs_cos(pn, gn[i_pg]).mean()) + float(_abs_cos(gn, pn[i_gp]).mean()))
+        near_g, near_p = gn.take(i_pg, axis=0), pn.take(i_gp, axis=0)
+        nc = 0.5 * (float(_abs_cos(pn, near_g).mean()) + float(_abs_cos(gn, near_p).mean()))
     return PointMetrics(t, precision, recall, f, cd_l1, cd_l2, nc, len(p), len(g))
 
 

@@ -480,6 +480,195 @@ def test_point_index_carries_normals(rng):
 
 
 # ------------------------------------------------------------------------------------------------
+# CPU nearest-neighbour backends (pykdtree, scipy cKDTree), Morton order, threads
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["pykdtree", "scipy"])
+def backend(request, monkeypatch):
+    """Run a test with each CPU nearest-neighbour library (fresh PointIndex objects)."""
+    import svr.metrics as metrics
+
+    metrics._backend()  # resolve first, so that the OpenMP runtimes are found as usual
+    if request.param == "pykdtree":
+        pytest.importorskip("pykdtree.kdtree")
+    monkeypatch.setattr(metrics, "_backend_name", request.param)
+    return request.param
+
+
+def _tied_clouds(rng):
+    """Clouds full of exact ties: repeated points in both sets, and a lattice queried from
+    points equidistant to several lattice points."""
+    base = rng.random((120, 3))
+    a = np.concatenate([base, base[:40], rng.random((400, 3)), base[:40]])
+    b = np.concatenate([base[::-1], rng.random((300, 3)), base])
+    b = b[rng.permutation(len(b))]
+    grid = np.stack(np.meshgrid(*[np.arange(6) * 0.125] * 3, indexing="ij"), -1).reshape(-1, 3)
+    mid = grid[:40] + 0.0625  # centres of lattice cells: 8 lattice points equally near
+    return np.concatenate([a, mid]), np.concatenate([b, grid])
+
+
+def test_backends_exact_on_random_and_tied_points(rng, backend):
+    for a, b in ((rng.random((700, 3)), rng.random((900, 3))), _tied_clouds(rng)):
+        nd, ni = naive_nn(a, b)
+        d, i = nearest_distances(a, b)  # > 256 queries: Morton-ordered path
+        np.testing.assert_array_equal(d, nd)
+        np.testing.assert_array_equal(i, ni)
+        d, i = nearest_distances(a[:100], PointIndex(b))  # few queries: direct path
+        np.testing.assert_array_equal(d, nd[:100])
+        np.testing.assert_array_equal(i, ni[:100])
+        ts = (0.01, 0.05, 0.1)
+        expected = naive_fscore(a, b, ts)
+        got = fscore(a, b, ts)
+        for key in expected:
+            np.testing.assert_array_equal(got[key], expected[key])
+        l1, l2 = naive_chamfer(a, b)
+        assert chamfer_l1(a, b) == pytest.approx(l1, rel=1e-14)
+        assert chamfer_l2(a, b) == pytest.approx(l2, rel=1e-14)
+        an, bn = rng.normal(size=a.shape), rng.normal(size=b.shape)
+        nc = normal_consistency(a, an, b, bn)  # uses first-index tie resolution both ways
+        assert nc == pytest.approx(naive_normal_consistency(a, an, b, bn), rel=1e-14)
+
+
+def test_pykdtree_and_scipy_paths_identical(rng, monkeypatch):
+    pytest.importorskip("pykdtree.kdtree")
+    import svr.metrics as metrics
+
+    metrics._backend()
+    surface = rng.normal(size=(3000, 3))
+    surface /= np.linalg.norm(surface, axis=1, keepdims=True)  # a sphere's shell
+    cases = [
+        (rng.random((2000, 3)), rng.random((1500, 3)), None, None),
+        (*_tied_clouds(rng), None, None),
+        (surface[:1500] * 0.5, surface[1500:] * 0.49, surface[:1500], surface[1500:]),
+    ]
+    a, b = _tied_clouds(rng)
+    cases.append((a, b, rng.normal(size=a.shape), rng.normal(size=b.shape)))
+    for pred, gt, pn, gn in cases:
+        out = {}
+        for name in ("pykdtree", "scipy"):
+            monkeypatch.setattr(metrics, "_backend_name", name)
+            out[name] = (
+                point_metrics(pred, gt, pred_normals=pn, gt_normals=gn),
+                nearest_distances(gt, pred),
+            )
+        (m1, (d1, i1)), (m2, (d2, i2)) = out["pykdtree"], out["scipy"]
+        for name in ("precision", "recall", "fscore"):
+            np.testing.assert_array_equal(getattr(m1, name), getattr(m2, name))
+        assert m1.chamfer_l1 == m2.chamfer_l1 and m1.chamfer_l2 == m2.chamfer_l2
+        assert m1.normal_consistency == m2.normal_consistency
+        np.testing.assert_array_equal(d1, d2)
+        np.testing.assert_array_equal(i1, i2)
+
+
+def test_results_independent_of_thread_count(rng, backend):
+    a, b = _tied_clouds(rng)
+    an, bn = rng.normal(size=a.shape), rng.normal(size=b.shape)
+    gt = PointIndex(b, bn)  # one shared tree, queried from several threads at once
+    runs = [point_metrics(a, gt, pred_normals=an, workers=w) for w in (1, 2, -1)]
+    preds = [a + rng.normal(scale=0.01, size=a.shape) for _ in range(6)]
+    normals = [an] * len(preds)
+    runs += point_metrics_batch(preds[:1], [gt], pred_normals=normals[:1], threads=1)
+    serial = point_metrics_batch(preds, [gt] * 6, pred_normals=normals, threads=1)
+    threaded = point_metrics_batch(preds, [gt] * 6, pred_normals=normals, threads=3)
+    for x, y in [(runs[0], r) for r in runs[1:3]] + list(zip(serial, threaded, strict=True)):
+        for name in ("precision", "recall", "fscore"):
+            np.testing.assert_array_equal(getattr(x, name), getattr(y, name))
+        assert x.chamfer_l1 == y.chamfer_l1 and x.chamfer_l2 == y.chamfer_l2
+        assert x.normal_consistency == y.normal_consistency
+    expected = naive_fscore(preds[3], b, DEFAULT_THRESHOLDS)
+    np.testing.assert_array_equal(threaded[3].fscore, expected["fscore"])
+    for w in (1, -1):
+        d, i = nearest_distances(a, gt, workers=w)
+        nd, ni = naive_nn(a, b)
+        np.testing.assert_array_equal(d, nd)
+        np.testing.assert_array_equal(i, ni)
+    with pytest.raises(ValueError, match="workers"):
+        nearest_distances(a, b, workers=0)
+
+
+def test_openmp_thread_limit_is_per_thread_and_restored():
+    pytest.importorskip("pykdtree.kdtree")
+    import threading
+
+    import svr.metrics as metrics
+
+    metrics._backend()
+    if not metrics._openmp:
+        pytest.skip("no OpenMP runtime found for pykdtree (not Linux, or built without OpenMP)")
+    before = [lib.omp_get_max_threads() for lib in metrics._openmp]
+    inside: list[list[int]] = []
+    seen_from_main: list[list[int]] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def worker():
+        with metrics._openmp_threads(1):
+            inside.append([lib.omp_get_max_threads() for lib in metrics._openmp])
+            entered.set()
+            release.wait(10)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    assert entered.wait(10)
+    seen_from_main.append([lib.omp_get_max_threads() for lib in metrics._openmp])
+    release.set()
+    t.join(10)
+    assert inside == [[1] * len(before)]
+    assert seen_from_main == [before]  # the limit of the worker thread does not leak
+    with metrics._openmp_threads(1):
+        assert all(lib.omp_get_max_threads() == 1 for lib in metrics._openmp)
+    assert [lib.omp_get_max_threads() for lib in metrics._openmp] == before
+
+
+def test_morton_order_is_a_permutation(rng):
+    from svr.metrics import _morton_order
+
+    for pts in (
+        rng.random((1000, 3)),
+        np.repeat(rng.random((10, 3)), 7, axis=0),  # duplicates
+        np.zeros((5, 3)),  # one point repeated: zero extent
+        np.array([[1e6, -1e6, 3.0]]),
+        np.zeros((0, 3)),
+    ):
+        order = _morton_order(pts)
+        assert order.dtype == np.int64
+        np.testing.assert_array_equal(np.sort(order), np.arange(len(pts)))
+    # Points of a 2x2x2 lattice come out in z-curve order: x varies fastest, then y, then z.
+    lattice = np.stack(np.meshgrid([0.0, 1.0], [0.0, 1.0], [0.0, 1.0], indexing="ij"), -1)
+    lattice = lattice.reshape(-1, 3)
+    sorted_pts = lattice[_morton_order(lattice)]
+    keys = sorted_pts[:, 0] + 2 * sorted_pts[:, 1] + 4 * sorted_pts[:, 2]
+    np.testing.assert_array_equal(keys, np.arange(8))
+
+
+def test_ground_truth_index_builds_each_key_once_under_threads(rng):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    index = GroundTruthIndex(max_entries=4)
+    calls: list[str] = []
+    gate = threading.Barrier(4)
+    clouds = {k: rng.random((500, 3)) for k in "ab"}
+
+    def build(key):
+        calls.append(key)
+        return PointIndex(clouds[key])
+
+    def ask(key):
+        gate.wait(10)  # all four threads ask at once
+        return index.get_or_build(key, lambda: build(key))
+
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(ask, ["a", "a", "b", "a"]))
+    assert sorted(calls) == ["a", "b"]
+    assert got[0] is got[1] is got[3] and got[2] is not got[0]
+    assert index.misses == 2 and index.hits == 2
+    with pytest.raises(ValueError, match="boom"):
+        index.get_or_build("c", lambda: (_ for _ in ()).throw(ValueError("boom")))
+    assert "c" not in index and index.get_or_build("c", lambda: PointIndex(clouds["a"]))
+
+
+# ------------------------------------------------------------------------------------------------
 # svr.geometry.sample_surface
 # ------------------------------------------------------------------------------------------------
 
