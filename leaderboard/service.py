@@ -154,6 +154,7 @@ class LeaderboardService:
         self._worker_stop = threading.Event()
         self._wake = threading.Event()
         self._cache: dict[str, Any] = {}
+        self._analysis_lock = threading.Lock()
         self._backup: Any = None
 
     # ------------------------------------------------------------------ basics
@@ -531,17 +532,36 @@ class LeaderboardService:
         return self.protocol.identifier, bench_id
 
     def _visible_rows(self) -> list[Submission]:
-        protocol_id, bench_id = self._current_ids()
         with self.factory() as session:
-            query = select(Submission).where(
-                Submission.status == Status.DONE,
-                Submission.deleted.is_(False),
-                Submission.hidden.is_(False),
-                Submission.protocol_id == protocol_id,
-            )
-            if bench_id is not None:
-                query = query.where(Submission.benchmark_id == bench_id)
+            query = select(Submission).where(*self._visible_where())
             return list(session.scalars(query.order_by(Submission.id)).all())
+
+    def _visible_where(self) -> list[Any]:
+        protocol_id, bench_id = self._current_ids()
+        where = [
+            Submission.status == Status.DONE,
+            Submission.deleted.is_(False),
+            Submission.hidden.is_(False),
+            Submission.protocol_id == protocol_id,
+        ]
+        if bench_id is not None:
+            where.append(Submission.benchmark_id == bench_id)
+        return where
+
+    def _visible_key(self) -> tuple[tuple[Any, ...], ...]:
+        """What the cached analysis depends on, read without loading whole rows (cheap)."""
+        with self.factory() as session:
+            return tuple(
+                tuple(r)
+                for r in session.execute(
+                    select(
+                        Submission.id, Submission.updated_at, Submission.baseline,
+                        Submission.verified,
+                    )
+                    .where(*self._visible_where())
+                    .order_by(Submission.id)
+                )
+            )  # fmt: skip
 
     def _names(self, rows: list[Submission]) -> dict[int, str]:
         counts: dict[str, int] = {}
@@ -573,12 +593,32 @@ class LeaderboardService:
         return out
 
     def _analysis(self) -> dict[str, Any]:
-        """Entries with tiers and verdicts; cached until a visible row changes."""
-        rows = self._visible_rows()
-        key = tuple((r.id, r.updated_at, r.baseline, r.verified) for r in rows)
+        """Entries with tiers and verdicts; cached until a visible row changes.
+
+        One thread at a time recomputes an out-of-date cache (the bootstrap takes about a
+        second with a few dozen entries on a busy CPU); reads arriving meanwhile get the
+        previous result instead of waiting or recomputing it too (only the very first read
+        waits). So a read can lag a change by one recomputation.
+        """
+        key = self._visible_key()
         cached = self._cache.get("analysis")
         if cached is not None and cached[0] == key:
             return cached[1]
+        if not self._analysis_lock.acquire(blocking=cached is None):
+            return cached[1]  # another thread is recomputing: serve the previous table
+        try:
+            cached = self._cache.get("analysis")
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            rows = self._visible_rows()
+            key = tuple((r.id, r.updated_at, r.baseline, r.verified) for r in rows)
+            result = self._compute_analysis(rows)
+            self._cache["analysis"] = (key, result)
+            return result
+        finally:
+            self._analysis_lock.release()
+
+    def _compute_analysis(self, rows: list[Submission]) -> dict[str, Any]:
         from leaderboard.analysis import bootstrap_tiers, compare_to_baseline
 
         names = self._names(rows)
@@ -639,9 +679,7 @@ class LeaderboardService:
             )  # fmt: skip
             for r in rows
         ]
-        result = {"entries": entries, "verdicts": verdicts, "names": names, "refs": list(refs)}
-        self._cache["analysis"] = (key, result)
-        return result
+        return {"entries": entries, "verdicts": verdicts, "names": names, "refs": list(refs)}
 
     def describe(self) -> str:
         """One line naming the benchmark and the protocol the table is scored with."""
@@ -668,10 +706,13 @@ class LeaderboardService:
     ) -> pd.DataFrame:
         """The leaderboard table (see `views.leaderboard_frame`), filtered and sorted."""
         analysis = self._analysis()
-        frame = views.leaderboard_frame(
-            analysis["entries"], self.headline_key, per_class=per_class,
-            markdown_links=markdown_links, baselines_compared=analysis["refs"],
-        )  # fmt: skip
+        frames = analysis.setdefault("frames", {})  # built once per analysis
+        if (per_class, markdown_links) not in frames:
+            frames[(per_class, markdown_links)] = views.leaderboard_frame(
+                analysis["entries"], self.headline_key, per_class=per_class,
+                markdown_links=markdown_links, baselines_compared=analysis["refs"],
+            )  # fmt: skip
+        frame = frames[(per_class, markdown_links)].copy()
         if columns is not None and per_class:
             columns = list(columns) + [c for c in frame.columns if views.is_class_column(c)]
         return views.filter_frame(frame, search, representations, show_baselines, columns, sort_by)

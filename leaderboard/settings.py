@@ -7,6 +7,7 @@
 | SVR_ADMIN_TOKEN           | (unset: token login off)    | maintainer token for the Maintainers tab         |
 | SVR_ADMINS                | (empty)                     | comma-separated HF user/org names (on a Space)   |
 | SPACE_ID                  | (unset)                     | set by Hugging Face Spaces; enables OAuth        |
+| OAUTH_CLIENT_ID           | (unset)                     | set by a Space with `hf_oauth: true`; OAuth needs it |
 | SVR_MAX_PER_DAY           | 5                           | submissions per submitter per 24 h (failed ones excluded) |
 | SVR_MAX_CONCURRENT        | 2                           | unfinished submissions per submitter             |
 | SVR_MAX_ATTEMPTS          | 3                           | interrupted scoring attempts before a job fails  |
@@ -71,6 +72,7 @@ class LeaderboardSettings:
     admin_token: str | None = None
     admins: tuple[str, ...] = ()
     space_id: str | None = None
+    oauth_configured: bool = False  # OAUTH_CLIENT_ID set: the Space has `hf_oauth: true`
     max_per_day: int = 5
     max_concurrent: int = 2
     max_attempts: int = 3
@@ -119,6 +121,7 @@ class LeaderboardSettings:
             admin_token=env.get("SVR_ADMIN_TOKEN") or None,
             admins=admins,
             space_id=env.get("SPACE_ID") or None,
+            oauth_configured=bool(env.get("OAUTH_CLIENT_ID")),
             max_per_day=_int(env, "SVR_MAX_PER_DAY", 5),
             max_concurrent=_int(env, "SVR_MAX_CONCURRENT", 2),
             max_attempts=_int(env, "SVR_MAX_ATTEMPTS", 3, minimum=1),

@@ -8,6 +8,10 @@ Handlers are short: parse, call one `LeaderboardService` method, turn known erro
 - `/submission_status` (id) -> status dict (overall and per-class results when done)
 - `/leaderboard` () -> the table as a list of records
 
+Read-only handlers (the table, `/leaderboard`, `/submission_status`, "My submissions") take a
+few milliseconds and run without the queue's concurrency limit, so reads never wait behind
+each other or behind uploads (the limit, SVR_CONCURRENCY, is for the heavy handlers).
+
 Nothing returned is a path inside SVR_HOME or the benchmark: exports are written to a fresh
 temporary file per request; view images are returned as arrays.
 
@@ -52,11 +56,15 @@ reset it), {concurrent} waiting at a time.
 """
 
 
-def use_oauth(on_space: bool) -> bool:
-    """Whether to offer Hugging Face login: only on a Space (a LoginButton breaks page
-    construction elsewhere) and only when gradio's OAuth extras (`gradio[oauth]`: authlib,
-    itsdangerous) are installed, else the page fails to build; then token login only."""
+def use_oauth(on_space: bool, oauth_configured: bool = True) -> bool:
+    """Whether to offer Hugging Face login: only on a Space whose OAuth is configured
+    (`hf_oauth: true` sets OAUTH_CLIENT_ID; a LoginButton breaks page construction elsewhere)
+    and only when gradio's OAuth extras (`gradio[oauth]`: authlib, itsdangerous) are
+    installed, else the page fails to build; then token login only."""
     if not on_space:
+        return False
+    if not oauth_configured:
+        logger.warning("Hugging Face login disabled: OAUTH_CLIENT_ID is not set (hf_oauth: true)")
         return False
     import importlib.util
 
@@ -261,8 +269,8 @@ def _leaderboard_tab(service: LeaderboardService) -> None:
         filters = [search, reps, baselines, per_class, columns, sort_by]
         for trigger in (refresh.click, search.submit, reps.change, baselines.change,
                         per_class.change, columns.change, sort_by.change):  # fmt: skip
-            trigger(table, filters, board, api_visibility="private")
-        api_btn.click(api_table, None, records, api_name="leaderboard")
+            trigger(table, filters, board, api_visibility="private", concurrency_limit=None)
+        api_btn.click(api_table, None, records, api_name="leaderboard", concurrency_limit=None)
         csv_btn.click(export_csv, filters[:4], download, api_visibility="private")
         json_btn.click(export_json, filters[:4], download, api_visibility="private")
 
@@ -310,7 +318,7 @@ def _on_load(fn: Any, outputs: list[Any]) -> None:
 
 def _submit_tab(service: LeaderboardService) -> None:
     settings = service.settings
-    on_space = use_oauth(settings.on_space)
+    on_space = use_oauth(settings.on_space, settings.oauth_configured)
 
     def who(name: str, profile: gr.OAuthProfile | None) -> str:
         if on_space:
@@ -407,8 +415,9 @@ def _submit_tab(service: LeaderboardService) -> None:
             [result, my_table],
             api_visibility="private",
         )
-        refresh.click(mine, name, my_table, api_visibility="private")
-        timer.tick(mine, name, my_table, api_visibility="private", show_progress="hidden")
+        refresh.click(mine, name, my_table, api_visibility="private", concurrency_limit=None)
+        timer.tick(mine, name, my_table, api_visibility="private", show_progress="hidden",
+                   concurrency_limit=None)  # fmt: skip
 
         # Programmatic endpoints (gradio_client).
         api_meta = gr.Textbox(visible=False)
@@ -417,12 +426,13 @@ def _submit_tab(service: LeaderboardService) -> None:
         api_submit = gr.Button(visible=False)
         api_poll = gr.Button(visible=False)
         api_submit.click(submit, [archive, api_meta, name], api_id, api_name="submit")
-        api_poll.click(status, api_id, api_status, api_name="submission_status")
+        api_poll.click(status, api_id, api_status, api_name="submission_status",
+                       concurrency_limit=None)  # fmt: skip
 
 
 def _maintainers_tab(service: LeaderboardService) -> None:
     settings = service.settings
-    oauth = use_oauth(settings.on_space)
+    oauth = use_oauth(settings.on_space, settings.oauth_configured)
 
     def actor_of(token: str, profile: gr.OAuthProfile | None) -> str:
         try:
