@@ -19,10 +19,13 @@ clock ratio falls to the CPU-time ratio). It prints ours / reference throughput 
 and CPU time per item, and checks that all give identical results.
 
 Finally it prints an estimate of the GPU time for the full what3d test set from a bandwidth /
-FLOP model of the chunked brute-force kernel in svr.metrics (no GPU is needed).
+FLOP model of the device path of svr.metrics (float32 GEMM candidates + exact float64
+refinement; no GPU is needed), beside a CPU run of that path that measures its unsure-row
+share, GEMM FLOP rate and reduction bandwidth.
 
     python benchmarks/bench_scoring.py            # --items 200, under ~2 minutes on 2 cores
     python benchmarks/bench_scoring.py --no-end-to-end --rounds 4   # the point-cloud ratio only
+    python benchmarks/bench_scoring.py --gpu-model-only             # the GPU estimate only
 """
 
 from __future__ import annotations
@@ -243,37 +246,82 @@ def traced_peak_mb(fn) -> float:
 # GPU model
 # ------------------------------------------------------------------------------------------------
 
-# Bytes moved per (pred, gt) pair by the eager torch kernel of svr.metrics._torch_both_directions:
-# the block of squared distances (3 subtractions writing 8 B, 3 in-place squarings r8+w8, 2
-# in-place additions r16+w8) = 120 B; row and column minima (r8 each), equality masks (r8+w1
-# each), their uint8 casts (r1+w1 each) and first-index argmax (r1 each) = 40 B.
-BYTES_PER_PAIR = 160
-# float64 operations per pair: 3 subtractions, 3 multiplications, 2 additions, 2 comparisons.
-FLOPS_PER_PAIR = 10
+# The device path of svr.metrics (_gemm_nearest) on one item, per (pred, gt) pair, both
+# directions from one pass over row blocks of the (N, M) float32 matrix:
+#   - the GEMM (rows, 5) x (5, M) writes the block: 4 B and 2 * 5 = 10 float32 FLOPs per pair
+#     (K = 5 makes it output-bound: the FLOPs are negligible next to the write);
+#   - row min (values + indices), column min, row second min (after hiding the row minima),
+#     column second min (after hiding the column minima): four reads of the block, 16 B;
+#   - the scatters that hide/restore minima touch O(rows + M) entries: negligible.
+# The 64 MiB blocks do not stay in L2 (40 MB on an A100, 6 MB on a V100, 4 MB on a T4), so all
+# 20 B/pair go to device memory.
+GEMM_BYTES_PER_PAIR = 20
+GEMM_FLOPS_PER_PAIR = 10
+# Rows not certified by float32 (near ties; measured below on surface-like clouds, ~2%)
+# recompute their row of the GEMM (4 B/pair) and run torch.topk over it (counted as 4 reads,
+# 16 B/pair: topk's radix selection makes several passes); their 8 candidates are refined in
+# float64 (O(rows) work, negligible). The float64 brute-force fallback never ran on such
+# clouds in the tests (it costs ~160 B/pair per fallback row).
+TOPK_BYTES_PER_PAIR = 20
+# Per item, O(N + M) work: copy both clouds to the device (2 x 10,000 x 3 float64 = 480 kB over
+# PCIe at ~12 GB/s ~ 40 us), centring, norms, exact refinement of 20,000 candidates (a few
+# hundred bytes per point), copy of the results back; plus ~90 kernel launches (6 row blocks x
+# ~10 kernels + ~30 for the rest) at ~5 us of host time each, which overlap with the kernels
+# while the GPU is the bottleneck, and ~5 host synchronisations (~20 us each) that do not.
+PER_ITEM_FIXED_S = 40e-6 + 5 * 20e-6
+LAUNCHES_PER_ITEM = 90
+LAUNCH_S = 5e-6
 
 GPUS = {
-    # name: (memory bandwidth bytes/s, float64 FLOP/s) from the vendors' data sheets
-    "A100-80GB": (2.0e12, 9.7e12),
-    "V100": (0.9e12, 7.8e12),
-    "RTX 3090": (0.936e12, 0.556e12),
+    # name: (memory bandwidth bytes/s, float32 FLOP/s without tensor cores), vendors' sheets
+    "A100-80GB": (2.0e12, 19.5e12),
+    "A100-40GB": (1.555e12, 19.5e12),
+    "V100": (0.9e12, 15.7e12),
+    "T4": (0.32e12, 8.1e12),
 }
+# Fraction of the peak bandwidth that simple streaming kernels (reductions) reach in practice.
+BANDWIDTH_EFFICIENCY = (1.0, 0.75)
 
 
-def gpu_estimate(n_items: int, n_points: int) -> list[str]:
-    pairs = float(n_points) * n_points  # one block pass gives both directions
+def gemm_item_seconds(
+    n_points: int, bw: float, flops: float, unsure: float, efficiency: float
+) -> float:
+    """Model of one item's time on a GPU: max(memory time, FLOP time) of the blocks and of
+    the unsure rows' top-k, overlapped launches, plus the fixed per-item costs."""
+    pairs = float(n_points) * n_points
+    mem_t = pairs * (GEMM_BYTES_PER_PAIR + 2 * unsure * TOPK_BYTES_PER_PAIR) / (bw * efficiency)
+    op_t = pairs * GEMM_FLOPS_PER_PAIR * (1 + 2 * unsure) / flops
+    return max(mem_t, op_t, LAUNCHES_PER_ITEM * LAUNCH_S) + PER_ITEM_FIXED_S
+
+
+def gpu_estimate(n_items: int, n_points: int, unsure: float) -> list[str]:
     lines = [
-        f"GPU model: {n_items} items x {n_points}x{n_points} pairs; eager kernel moves {BYTES_PER_PAIR} B "
-        f"and does {FLOPS_PER_PAIR} float64 ops per pair; time per item = max(bytes / bandwidth, "
-        "ops / float64 rate); a fused kernel (one pass in registers) would be bound by the ops only."
+        f"GPU estimate (a model, not a measurement: no GPU here) for {n_items} items of "
+        f"{n_points} points each side, float32 GEMM candidates + float64 refinement:",
+        f"  per pair {GEMM_BYTES_PER_PAIR} B of device-memory traffic (GEMM write 4 B + 4 block "
+        f"reductions 16 B) and {GEMM_FLOPS_PER_PAIR} float32 FLOPs; unsure rows {unsure:.1%} "
+        f"per direction add {TOPK_BYTES_PER_PAIR} B/pair each (GEMM row + top-k); per item "
+        f"{PER_ITEM_FIXED_S * 1e6:.0f} us fixed (PCIe copies, syncs) and "
+        f"{LAUNCHES_PER_ITEM} launches x {LAUNCH_S * 1e6:.0f} us (hidden while the GPU is busy)",
+        "  time/item = max(bytes / (bandwidth x efficiency), FLOPs / FP32 rate, launches) + fixed;"
+        f" efficiency {BANDWIDTH_EFFICIENCY[0]:.0%} (peak) and {BANDWIDTH_EFFICIENCY[1]:.0%} "
+        "(typical of eager reductions)",
     ]
     for name, (bw, flops) in GPUS.items():
-        mem_t = pairs * BYTES_PER_PAIR / bw
-        op_t = pairs * FLOPS_PER_PAIR / flops
-        eager = max(mem_t, op_t)
-        lines.append(
-            f"  {name:10s}: eager {eager * 1e3:6.2f} ms/item -> {eager * n_items / 60:6.1f} min total; "
-            f"fused {op_t * 1e3:6.3f} ms/item -> {op_t * n_items / 60:6.2f} min total"
+        best, typical = (
+            gemm_item_seconds(n_points, bw, flops, unsure, eff) for eff in BANDWIDTH_EFFICIENCY
         )
+        lines.append(
+            f"  {name:10s}: {best * 1e3:5.2f}-{typical * 1e3:5.2f} ms/item -> "
+            f"{best * n_items:6.0f}-{typical * n_items:6.0f} s total"
+        )
+    old = float(n_points) ** 2 * 160 / GPUS["A100-80GB"][0] * n_items
+    lines.append(
+        f"  (the previous float64 brute force, 160 B/pair: {old:.0f} s on an A100-80GB at peak "
+        "bandwidth; a fused kernel keeping the block in registers would be FLOP-bound, "
+        f"~{float(n_points) ** 2 * 16 / GPUS['A100-80GB'][1] * n_items:.0f} s there, not "
+        "implemented)"
+    )
     return lines
 
 
@@ -287,26 +335,80 @@ def copy_bandwidth() -> float:
     return 2 * src.nbytes / (time.perf_counter() - start)
 
 
-def cpu_check_of_model(rng: np.random.Generator) -> str:
-    """Run the same kernel on the CPU: its effective bandwidth at BYTES_PER_PAIR, beside the
-    machine's copy bandwidth, shows how close the eager kernel gets to the memory bound."""
+def _surface_pair(rng: np.random.Generator, n_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """A ground truth on a normalised procedural shape and a jittered prediction of it."""
+    mesh = _shape(rng)
+    gt = sample_surface(mesh.vertices, mesh.faces, n_points, seed=int(rng.integers(1 << 30)))[0]
+    pred = sample_surface(mesh.vertices, mesh.faces, n_points, seed=int(rng.integers(1 << 30)))[0]
+    pred = pred + rng.normal(scale=0.003, size=pred.shape)
+    return np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+
+
+def cpu_check_of_model(
+    rng: np.random.Generator, n_points: int, items: int = 3
+) -> tuple[str, float]:
+    """Run the GEMM path on the CPU (torch, this machine's threads) on surface-like items:
+    measure items/s, the GEMM's FLOP rate, the reductions' bandwidth and the share of unsure
+    rows; compare the model's prediction for this CPU with the measured time.
+
+    Returns the report and the measured share of unsure rows per direction.
+    """
     import torch
 
-    from svr.metrics import _torch_both_directions
+    import svr.metrics as metrics
 
-    a = torch.from_numpy(rng.random((10_000, 3)))
-    b = torch.from_numpy(rng.random((2_000, 3)))
-    _torch_both_directions(a[:100], b)
+    pairs_data = [_surface_pair(rng, n_points) for _ in range(items)]
+    tensors = [(torch.from_numpy(p), torch.from_numpy(g)) for p, g in pairs_data]
+    unsure_rows = []
+    original = metrics._gemm_refine
+
+    def counting(q, t, idx, second, approx_rows, scale2, bound):
+        best = metrics._exact_sq_candidates(q, t.index_select(0, idx))
+        unsure_rows.append(int((~metrics._certified(second, best, scale2, bound)).sum()))
+        return original(q, t, idx, second, approx_rows, scale2, bound)
+
+    metrics._gemm_refine = counting
+    try:
+        metrics._gemm_nearest(*tensors[0], both=True)  # warm-up
+        unsure_rows.clear()
+        start = time.perf_counter()
+        for a, b in tensors:
+            metrics._gemm_nearest(a, b, both=True)
+        per_item = (time.perf_counter() - start) / items
+    finally:
+        metrics._gemm_refine = original
+    unsure = sum(unsure_rows) / (2 * items * n_points)
+
+    a, b = tensors[0]
+    big_a, big_b, _, _ = metrics._gemm_operands(a, b)
+    bt = big_b.t().contiguous()
+    rows = metrics._GEMM_CHUNK_ELEMENTS // n_points
+    block = torch.mm(big_a[:rows], bt)
     start = time.perf_counter()
-    _torch_both_directions(a, b)
-    seconds = time.perf_counter() - start
-    pairs = 10_000 * 2_000
-    return (
-        f"CPU run of the same kernel: {pairs:.1e} pairs in {seconds * 1e3:.0f} ms = "
-        f"{pairs * BYTES_PER_PAIR / seconds / 1e9:.1f} GB/s at {BYTES_PER_PAIR} B/pair; numpy copy "
-        f"bandwidth here {copy_bandwidth() / 1e9:.1f} GB/s (the ratio is the fraction of the memory "
-        "bound the eager kernel reaches; the GPU figures above assume it reaches the bound)"
+    for s in range(0, n_points, rows):
+        torch.mm(big_a[s : s + rows], bt, out=block[: len(big_a[s : s + rows])])
+    gemm_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(math.ceil(n_points / rows)):
+        block.min(dim=1)
+        block.min(dim=0)
+    reduce_s = 2 * (time.perf_counter() - start)  # four reductions per block in the kernel
+    pairs = float(n_points) ** 2
+    cpu_bw = copy_bandwidth()
+    gemm_flops = pairs * GEMM_FLOPS_PER_PAIR / gemm_s
+    model = pairs * (GEMM_BYTES_PER_PAIR + 2 * unsure * TOPK_BYTES_PER_PAIR) / cpu_bw
+    report = (
+        f"CPU run of the same path (torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{items} surface-like items of {n_points} points): {1 / per_item:.2f} items/s "
+        f"({per_item * 1e3:.0f} ms/item); unsure rows {unsure:.2%} per direction, refined by "
+        f"top-{metrics._GEMM_TOPK}; GEMM {gemm_flops / 1e9:.1f} GFLOP/s (K = 5: bound by writing "
+        f"{pairs * 4 / gemm_s / 1e9:.1f} GB/s of output), reductions "
+        f"{pairs * 16 / reduce_s / 1e9:.1f} GB/s; numpy copy bandwidth {cpu_bw / 1e9:.1f} GB/s. "
+        f"The bandwidth model predicts {model * 1e3:.0f} ms/item on this CPU, measured "
+        f"{per_item * 1e3:.0f} ms (ratio {per_item / model:.1f}: CPU reductions are not "
+        "bandwidth-bound the way GPU ones are, so the CPU only bounds the model from above)"
     )
+    return report, unsure
 
 
 # ------------------------------------------------------------------------------------------------
@@ -326,10 +428,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-end-to-end", action="store_true", help="skip the end-to-end timings")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--gpu-model-only", action="store_true", help="only the GPU estimate and its CPU check"
+    )
     args = parser.parse_args(argv)
     n_shapes = max(1, math.ceil(args.items / VIEWS))
     n_points = DEFAULT_PROTOCOL.n_samples
     rng = np.random.default_rng(args.seed)
+    if args.gpu_model_only:
+        report, unsure = cpu_check_of_model(rng, n_points)
+        for line in gpu_estimate(WHAT3D_TEST_ITEMS, n_points, unsure):
+            print(line)
+        print(report)
+        return 0
 
     with tempfile.TemporaryDirectory(prefix="bench_scoring_") as tmp:
         root = Path(tmp)
@@ -428,9 +539,10 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         print()
-        for line in gpu_estimate(WHAT3D_TEST_ITEMS, n_points):
+        report, unsure = cpu_check_of_model(rng, n_points)
+        for line in gpu_estimate(WHAT3D_TEST_ITEMS, n_points, unsure):
             print(line)
-        print(cpu_check_of_model(rng))
+        print(report)
     return 0
 
 

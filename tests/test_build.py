@@ -337,3 +337,26 @@ def test_bad_arguments_raise(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown or no classes"):
         Preset("bad", 1, 0, 1, 1, classes=("unicorn",))
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_small_preset_builds(tmp_path: Path) -> None:
+    """The `small` preset (the one the issue promises builds in under 2 minutes on 2 cores)
+    builds completely; its shapes are those of `tiny` plus more (same seed, same places)."""
+    out = tmp_path / "small"
+    meta = build_benchmark(out, preset="small", seed=0, workers=2)
+    preset = PRESETS["small"]
+    bench = Benchmark(out)
+    for split, per_class in (("train", preset.train), ("val", preset.val), ("test", preset.test)):
+        assert meta.counts[split] == {name: per_class for name in bench.class_names}
+        assert len(bench.shapes(split)) == 13 * per_class
+    items = bench.items("test")
+    assert len(items) == 13 * preset.test * preset.views
+    assert meta.test_checksum == layout.test_checksum(out)
+    first = items[0]
+    image = np.asarray(Image.open(bench.image_path(first)))
+    assert image.shape == (137, 137, 4)
+    assert 0 < (image[..., 3] > 0).mean() < 1
+    tiny_ids = {s.shape_id for s in plan_shapes(PRESETS["tiny"], 0)}
+    small_ids = {s.shape_id for s in plan_shapes(preset, 0)}
+    assert tiny_ids < small_ids

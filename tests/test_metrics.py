@@ -736,3 +736,285 @@ def test_sample_surface_points_lie_on_their_faces():
     b2 = (d11 * r2 - d12 * r1) / den
     assert (b1 >= -1e-12).all() and (b2 >= -1e-12).all() and (b1 + b2 <= 1 + 1e-12).all()
     np.testing.assert_allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------
+# Device path: float32 GEMM candidates + exact float64 refinement (svr.metrics._gemm_nearest)
+# ------------------------------------------------------------------------------------------------
+
+
+def _surface_cloud(rng, n, noise=0.0):
+    """n points on a sphere of radius 0.45 (optionally jittered): a surface-like cloud."""
+    v = rng.normal(size=(n, 3))
+    v *= 0.45 / np.linalg.norm(v, axis=1, keepdims=True)
+    return v + rng.normal(scale=noise, size=v.shape) if noise else v
+
+
+def _gemm_both(a, b):
+    import svr.metrics as metrics
+
+    ta, tb = (
+        torch.from_numpy(np.asarray(a, np.float64)),
+        torch.from_numpy(np.asarray(b, np.float64)),
+    )
+    ab_sq, ab_i, ba_sq, ba_i = metrics._gemm_nearest(ta, tb, both=True)
+    one_sq, one_i, none_sq, none_i = metrics._gemm_nearest(ta, tb, both=False)
+    assert none_sq is None and none_i is None
+    assert torch.equal(one_sq, ab_sq) and torch.equal(one_i, ab_i)
+    ref = metrics._torch_both_directions(ta, tb)  # the float64 brute force ("exact64")
+    for got, want in zip((ab_sq, ab_i, ba_sq, ba_i), ref, strict=True):
+        assert torch.equal(got, want)
+    return np.sqrt(ab_sq.numpy()), ab_i.numpy(), np.sqrt(ba_sq.numpy()), ba_i.numpy()
+
+
+@pytest.fixture
+def count_fallback(monkeypatch):
+    """Counts the rows the GEMM path hands to the float64 brute force."""
+    import svr.metrics as metrics
+
+    rows = []
+    original = metrics._torch_one_direction
+
+    def spy(a, b):
+        rows.append(len(a))
+        return original(a, b)
+
+    monkeypatch.setattr(metrics, "_torch_one_direction", spy)
+    return rows
+
+
+@pytest.mark.parametrize(
+    "kind, n, m",
+    [
+        ("uniform", 500, 700),
+        ("surface", 2000, 2500),
+        ("noisy_surface", 1500, 1000),
+        ("offset_1e3", 400, 600),
+        ("offset_1e5", 400, 600),
+        ("uniform", 10, 20_000),
+        ("surface", 20_000, 10),
+        ("uniform", 1, 1),
+    ],
+)
+def test_gemm_path_equals_naive_exact64_and_kdtree(rng, kind, n, m, count_fallback):
+    if kind == "uniform":
+        a, b = rng.random((n, 3)), rng.random((m, 3))
+    elif kind.startswith("offset"):
+        offset = float(kind.split("_")[1])
+        a, b = offset + rng.random((n, 3)), offset + rng.random((m, 3))
+    else:
+        noise = 0.005 if kind == "noisy_surface" else 0.0
+        a, b = _surface_cloud(rng, n, noise), _surface_cloud(rng, m, noise)
+    d_ab, i_ab, d_ba, i_ba = _gemm_both(a, b)
+    nd, ni = naive_nn(a, b)
+    np.testing.assert_array_equal(d_ab, nd)
+    np.testing.assert_array_equal(i_ab, ni)
+    nd, ni = naive_nn(b, a)
+    np.testing.assert_array_equal(d_ba, nd)
+    np.testing.assert_array_equal(i_ba, ni)
+    kd, ki = nearest_distances(a, b)
+    np.testing.assert_array_equal(d_ab, kd)
+    np.testing.assert_array_equal(i_ab, ki)
+    # Centring keeps the bound tight: ordinary clouds never need the float64 brute force.
+    assert count_fallback == []
+
+
+def test_gemm_ties_and_duplicates_give_first_index(rng, count_fallback):
+    base = rng.random((60, 3))
+    b = np.concatenate([base, base, base])[rng.permutation(180)]  # exact ties everywhere
+    a = np.concatenate([rng.random((100, 3)), base[:20], [[0.5, 0.5, 0.5]]])
+    d_ab, i_ab, d_ba, i_ba = _gemm_both(a, b)
+    for got, want in zip((d_ab, i_ab), naive_nn(a, b), strict=True):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip((d_ba, i_ba), naive_nn(b, a), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert count_fallback == []  # three copies fit in the top-8 candidates
+    # Equidistant targets (hand-made): the first index wins.
+    d, i, _, _ = _gemm_both([[0.0, 0.0, 0.0]], [[2, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0]])
+    assert d[0] == 1.0 and i[0] == 1
+
+
+def test_gemm_more_ties_than_candidates_fall_back_exactly(rng, count_fallback):
+    base = rng.random((5, 3))
+    b = np.concatenate([base] * 12)[rng.permutation(60)]  # 12 copies > the 8 candidates
+    a = base + 1e-3
+    d, i, _, _ = _gemm_both(a, b)
+    nd, ni = naive_nn(a, b)
+    np.testing.assert_array_equal(d, nd)
+    np.testing.assert_array_equal(i, ni)
+    assert sum(count_fallback) > 0
+
+
+def test_gemm_falls_back_when_the_bound_swamps_the_gaps(rng, count_fallback):
+    # A tiny cluster (spacing ~1e-8) and one far point: the float32 error bound, which grows
+    # with the squared extent (1e3), is far larger than the gaps, so nothing can be certified
+    # by float32 alone; the answer must still be exact (float64 brute force).
+    a = 1e-7 * rng.random((40, 3))
+    b = np.concatenate([1e-7 * rng.random((50, 3)), [[1e3, 0.0, 0.0]]])
+    d_ab, i_ab, d_ba, i_ba = _gemm_both(a, b)
+    for got, want in zip((d_ab, i_ab), naive_nn(a, b), strict=True):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip((d_ba, i_ba), naive_nn(b, a), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert sum(count_fallback) >= len(a)
+
+
+def test_gemm_error_bound_holds_and_is_not_vacuous(rng):
+    import svr.metrics as metrics
+
+    for offset, spread in ((0.0, 1.0), (1e3, 1.0), (1e5, 0.01), (-7.0, 1e4)):
+        a = offset + spread * rng.random((300, 3))
+        b = offset + spread * (rng.random((400, 3)) - 0.5)
+        big_a, big_b, scale2, bound = metrics._gemm_operands(
+            torch.from_numpy(a), torch.from_numpy(b)
+        )
+        approx = (big_a @ big_b.T).double().numpy()
+        exact = naive_dist_matrix(a, b) ** 2 * scale2  # float64: ~1e-16 relative, << bound
+        err = np.abs(approx - exact).max()
+        assert err <= bound
+        assert bound < 1e-4 * exact.max()  # tight enough to certify ordinary gaps
+
+
+def test_gemm_bound_widens_for_reduced_precision_matmul(rng):
+    import svr.metrics as metrics
+
+    a, b = rng.random((300, 3)), rng.random((200, 3))
+    full = metrics._gemm_operands(torch.from_numpy(a), torch.from_numpy(b))[3]
+    previous = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")
+        reduced = metrics._gemm_operands(torch.from_numpy(a), torch.from_numpy(b))[3]
+        d, i = nearest_distances(a, b, device="cpu")
+    finally:
+        torch.set_float32_matmul_precision(previous)
+    assert reduced > 100 * full
+    nd, ni = naive_nn(a, b)
+    np.testing.assert_array_equal(d, nd)
+    np.testing.assert_array_equal(i, ni)
+
+
+def test_gemm_small_chunks_are_exact(rng, monkeypatch):
+    import svr.metrics as metrics
+
+    monkeypatch.setattr(metrics, "_GEMM_CHUNK_ELEMENTS", 997)  # many blocks, ragged last one
+    base = rng.random((30, 3))
+    a = np.concatenate([base, base, rng.random((70, 3))])
+    b = np.concatenate([rng.random((40, 3)), base, base])
+    d_ab, i_ab, d_ba, i_ba = _gemm_both(a, b)
+    for got, want in zip((d_ab, i_ab), naive_nn(a, b), strict=True):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip((d_ba, i_ba), naive_nn(b, a), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_device_path_selects_gemm_and_exact64_on_request(rng, monkeypatch):
+    import svr.metrics as metrics
+
+    calls = []
+    for name in ("_gemm_nearest", "_torch_both_directions"):
+        original = getattr(metrics, name)
+
+        def spy(*args, _original=original, _name=name, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(metrics, name, spy)
+    pred, gt = rng.random((200, 3)), rng.random((300, 3))
+    gemm = point_metrics(pred, gt, device="cpu")
+    assert calls == ["_gemm_nearest"]
+    monkeypatch.setattr(metrics, "_TORCH_METHOD", "exact64")
+    exact = point_metrics(pred, gt, device="cpu")
+    assert calls == ["_gemm_nearest", "_torch_both_directions"]
+    np.testing.assert_array_equal(gemm.fscore, exact.fscore)
+    assert gemm.chamfer_l1 == exact.chamfer_l1 and gemm.chamfer_l2 == exact.chamfer_l2
+
+
+def test_gemm_fscore_at_threshold_and_offsets_identical_to_numpy(rng):
+    pred = np.array([[0.0, 0.0, 0.0], [0.0, 0.3, -0.2], [0.0, 0.1, 0.45]])
+    gt = pred + np.array([0.01, 0.0, 0.0])  # every distance exactly 0.01 (x: 0.01 - 0.0)
+    d, _ = nearest_distances(pred, gt, device="cpu")
+    assert (d == 0.01).all()
+    assert fscore(pred, gt, thresholds=0.01, device="cpu") == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "fscore": 0.0,
+    }
+    above = fscore(pred, gt, thresholds=np.nextafter(0.01, 1.0), device="cpu")
+    assert above == {"precision": 1.0, "recall": 1.0, "fscore": 1.0}
+    for offset in (0.0, 1e3, 1e5):
+        p = offset + _surface_cloud(rng, 800, 0.004)
+        g = offset + _surface_cloud(rng, 900)
+        g[:50] = p[:50] + np.array([0.0, 0.01, 0.0])  # at (or, offset, near) the threshold
+        ts = (0.005, 0.01, 0.02, 0.05)
+        expected = naive_fscore(p, g, ts)
+        got = fscore(p, g, ts, device="cpu")
+        for key in expected:
+            np.testing.assert_array_equal(got[key], expected[key])
+
+
+def test_gemm_point_metrics_identical_to_numpy_path(rng):
+    pred = _surface_cloud(rng, 3000, 0.003).astype(np.float32)
+    gt = _surface_cloud(rng, 2000)
+    pn, gn = rng.normal(size=(3000, 3)), rng.normal(size=(2000, 3))
+    cpu = point_metrics(pred, gt, pred_normals=pn, gt_normals=gn)
+    dev = point_metrics(torch.from_numpy(pred), gt, pred_normals=pn, gt_normals=gn, device="cpu")
+    for name in ("precision", "recall", "fscore"):
+        np.testing.assert_array_equal(getattr(cpu, name), getattr(dev, name))
+    assert cpu.chamfer_l1 == dev.chamfer_l1 and cpu.chamfer_l2 == dev.chamfer_l2
+    assert cpu.normal_consistency == dev.normal_consistency
+    assert chamfer_l1(pred, gt, device="cpu") == chamfer_l1(pred, gt)
+    assert chamfer_l2(pred, gt, device="cpu") == chamfer_l2(pred, gt)
+
+
+def test_gemm_empty_sets_on_device():
+    d, i = nearest_distances(np.zeros((3, 3)), np.zeros((0, 3)), device="cpu")
+    assert np.isinf(d).all() and (i == -1).all()
+    d, i = nearest_distances(np.zeros((0, 3)), np.ones((4, 3)), device="cpu")
+    assert d.shape == (0,) and i.shape == (0,)
+    r = fscore(np.zeros((0, 3)), np.ones((4, 3)), device="cpu")
+    for key in ("precision", "recall", "fscore"):
+        np.testing.assert_array_equal(r[key], 0.0)
+    assert math.isnan(chamfer_l1(np.ones((4, 3)), np.zeros((0, 3)), device="cpu"))
+
+
+def test_gemm_identical_points_everywhere(count_fallback):
+    # All points equal (zero extent): every distance is 0 and the first index wins.
+    a = np.full((5, 3), 0.25)
+    b = np.full((20, 3), 0.25)
+    d_ab, i_ab, d_ba, i_ba = _gemm_both(a, b)
+    assert (d_ab == 0).all() and (i_ab == 0).all() and (d_ba == 0).all() and (i_ba == 0).all()
+
+
+def test_gemm_near_ties_below_float32_resolution(rng):
+    # Each query has two targets at 0.01 * (1 +- ~1e-9): float32 cannot order them, so only
+    # the margin-and-refine logic can give the exact float64 answer.
+    a = rng.random((200, 3)) - 0.5
+    u = rng.normal(size=(2, 200, 3))
+    u /= np.linalg.norm(u, axis=2, keepdims=True)
+    r = 0.01 * (1.0 + rng.uniform(-1e-9, 1e-9, size=(2, 200, 1)))
+    b = np.empty((400, 3))
+    b[0::2] = a + r[0] * u[0]
+    b[1::2] = a + r[1] * u[1]
+    d_ab, i_ab, d_ba, i_ba = _gemm_both(a, b)
+    nd, ni = naive_nn(a, b)
+    assert (ni % 2 == 1).any() and (ni % 2 == 0).any()  # both targets win somewhere
+    np.testing.assert_array_equal(d_ab, nd)
+    np.testing.assert_array_equal(i_ab, ni)
+    for got, want in zip((d_ba, i_ba), naive_nn(b, a), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("magnitude", [1e-320, 1e-300, 1e150, 1e200, 1e300])
+def test_gemm_extreme_magnitudes_stay_exact(rng, magnitude):
+    # Subnormal extents, squared distances near the float64 limits and beyond it (inf): the
+    # power-of-two scaling is capped and whatever float32 cannot certify falls back to float64.
+    a = magnitude * rng.random((20, 3))
+    b = -magnitude * rng.random((30, 3))
+    with np.errstate(over="ignore", invalid="ignore"):
+        nd, ni = naive_nn(a, b)
+        nd2, ni2 = naive_nn(b, a)
+    d_ab, i_ab, d_ba, i_ba = _gemm_both(a, b)
+    np.testing.assert_array_equal(d_ab, nd)
+    np.testing.assert_array_equal(i_ab, ni)
+    np.testing.assert_array_equal(d_ba, nd2)
+    np.testing.assert_array_equal(i_ba, ni2)
