@@ -360,3 +360,34 @@ def test_small_preset_builds(tmp_path: Path) -> None:
     tiny_ids = {s.shape_id for s in plan_shapes(PRESETS["tiny"], 0)}
     small_ids = {s.shape_id for s in plan_shapes(preset, 0)}
     assert tiny_ids < small_ids
+
+
+def test_staging_left_by_a_killed_build_is_removed(tmp_path: Path) -> None:
+    """A build killed with SIGKILL leaves its staging folder; the next build removes it,
+    unless its builder process is still alive."""
+    import os
+    import socket
+
+    from svr.data.build import remove_stale_staging
+
+    out = tmp_path / "bench"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stale = tmp_path / ".bench.abc123.building"
+    (stale / "train").mkdir(parents=True)
+    (stale / ".builder-pid").write_text(f"{socket.gethostname()} {dead.stdout.strip()}\n")
+    orphan = tmp_path / ".bench.noowner.building"
+    orphan.mkdir()
+    running = tmp_path / ".bench.running.building"
+    running.mkdir()
+    (running / ".builder-pid").write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    other = tmp_path / ".another.x.building"
+    other.mkdir()
+    removed = remove_stale_staging(out)
+    assert sorted(removed) == sorted([stale, orphan])
+    assert not stale.exists() and not orphan.exists()
+    assert running.exists() and other.exists()

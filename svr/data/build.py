@@ -30,6 +30,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -332,6 +333,38 @@ def _check_out(out: Path, overwrite: bool) -> None:
             )
 
 
+_PID_FILE = ".builder-pid"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Delete staging folders of earlier builds of `out` whose builder process is gone
+    (killed before it could clean up), so an interrupted first start cannot fill the disk.
+    A folder whose builder still runs on this machine is kept. Returns the folders removed."""
+    removed = []
+    for folder in out.parent.glob(f".{out.name}.*.building"):
+        try:
+            owner = (folder / _PID_FILE).read_text().split()
+            host, pid = owner[0], int(owner[1])
+        except (OSError, ValueError, IndexError):
+            host, pid = "", -1
+        if host == socket.gethostname() and pid > 0 and _pid_alive(pid):
+            continue
+        log.warning("removing %s, left by an interrupted build", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
 def _replace(staging: Path, out: Path) -> None:
     """Move the finished staging folder onto `out` (replacing an existing folder)."""
     if out.exists():
@@ -381,6 +414,7 @@ def build_benchmark(
     tasks = plan_shapes(p, seed)
     total = len(tasks)
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out)
     needed = estimate_size(p, frame)
     _check_disk(out, needed)
     log.info(
@@ -389,6 +423,7 @@ def build_benchmark(
     )  # fmt: skip
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".building", dir=out.parent))
     os.chmod(staging, 0o755)  # mkdtemp makes it private; the benchmark is meant to be read
+    (staging / _PID_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
     bar = None
     if progress is None:
         from tqdm import tqdm
@@ -440,6 +475,7 @@ def build_benchmark(
         )
         write_meta(staging, meta)
         _check_out(out, overwrite)  # someone may have written there meanwhile
+        (staging / _PID_FILE).unlink()
         _replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
