@@ -29,22 +29,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from svr.settings import env_int
+
 __all__ = ["LeaderboardSettings", "DEFAULT_HOME"]
 
 DEFAULT_HOME = Path("~/.local/share/svr-what3d")
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r}: expected an integer") from None
-    if value < minimum:
-        raise ValueError(f"{name}={value}: must be at least {minimum}")
-    return value
 
 
 def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
@@ -122,12 +111,12 @@ class LeaderboardSettings:
             admins=admins,
             space_id=env.get("SPACE_ID") or None,
             oauth_configured=bool(env.get("OAUTH_CLIENT_ID")),
-            max_per_day=_int(env, "SVR_MAX_PER_DAY", 5),
-            max_concurrent=_int(env, "SVR_MAX_CONCURRENT", 2),
-            max_attempts=_int(env, "SVR_MAX_ATTEMPTS", 3, minimum=1),
+            max_per_day=env_int(env, "SVR_MAX_PER_DAY", 5),
+            max_concurrent=env_int(env, "SVR_MAX_CONCURRENT", 2),
+            max_attempts=env_int(env, "SVR_MAX_ATTEMPTS", 3, minimum=1),
             scoring_time_limit_s=_float(env, "SVR_SCORING_TIME_LIMIT", 3600.0),
             heartbeat_stale_s=_float(env, "SVR_HEARTBEAT_STALE", 300.0),
-            max_archive_bytes=_int(env, "SVR_MAX_ARCHIVE_MB", 2048, minimum=1) * (1 << 20),
+            max_archive_bytes=env_int(env, "SVR_MAX_ARCHIVE_MB", 2048, minimum=1) * (1 << 20),
             scoring_device=device,
             backup_repo=(env.get("SVR_BACKUP_REPO") or "").strip() or None,
             backup_interval_s=_float(env, "SVR_BACKUP_INTERVAL", 3600.0),

@@ -51,7 +51,8 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ValueError(f"{name}={raw!r}: expected 1/0, true/false, yes/no or on/off")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    """An integer variable of `env` (default when unset or blank); ValueError naming it."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -103,17 +104,17 @@ class Settings:
             benchmark_dir=_path(env, "SVR_BENCHMARK", home / "benchmark"),
             models_dir=_path(env, "SVR_MODELS", REPO_ROOT / "assets" / "models"),
             preset=env.get("SVR_PRESET", "default") or "default",
-            seed=_int(env, "SVR_SEED", 0),
+            seed=env_int(env, "SVR_SEED", 0),
             frame=frame,
-            build_workers=_int(
+            build_workers=env_int(
                 env, "SVR_BUILD_WORKERS", max(1, (os.cpu_count() or 2) - 1), minimum=1
             ),
             prepare=_flag(env, "SVR_PREPARE", True),
             temp_root=_path(env, "SVR_TMP", tmp / "svr-what3d-sessions"),
             examples_dir=_path(env, "SVR_EXAMPLES", tmp / "svr-what3d-examples"),
-            concurrency=_int(env, "SVR_CONCURRENCY", 2, minimum=1),
-            max_queue=_int(env, "SVR_MAX_QUEUE", 100, minimum=1),
-            max_upload_mb=_int(env, "SVR_MAX_UPLOAD_MB", 50, minimum=1),
+            concurrency=env_int(env, "SVR_CONCURRENCY", 2, minimum=1),
+            max_queue=env_int(env, "SVR_MAX_QUEUE", 100, minimum=1),
+            max_upload_mb=env_int(env, "SVR_MAX_UPLOAD_MB", 50, minimum=1),
             server_name=env.get("GRADIO_SERVER_NAME", "127.0.0.1") or "127.0.0.1",
-            server_port=_int(env, "GRADIO_SERVER_PORT", 7860, minimum=1),
+            server_port=env_int(env, "GRADIO_SERVER_PORT", 7860, minimum=1),
         )
