@@ -34,14 +34,11 @@ import io
 import json
 import os
 import shutil
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -50,45 +47,13 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(REPO))
+for _path in (REPO, REPO / "tests"):  # run as a script from anywhere
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from app_helpers import start_app, stop_app  # noqa: E402  (tests/app_helpers.py)
+
 FINAL = ("done", "failed")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_app(home: Path, benchmark: Path, log: Path, env: dict[str, str]) -> tuple[Any, str]:
-    """`python app.py` on a free loopback port; (process, base URL) once it answers."""
-    port = _free_port()
-    environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    environ.update(
-        SVR_HOME=str(home), SVR_BENCHMARK=str(benchmark), SVR_PREPARE="0",
-        GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
-        GRADIO_ANALYTICS_ENABLED="False", SVR_TMP=str(home.parent / "sessions"),
-        SVR_EXAMPLES=str(home.parent / "examples"), PYTHONUNBUFFERED="1", **env,
-    )  # fmt: skip
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=REPO, env=environ, stdout=out, stderr=out
-        )
-    base = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited with {proc.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(base + "config", timeout=2) as response:
-                if response.status == 200:
-                    return proc, base
-        except OSError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"app.py did not answer within 180 s; see {log}")
 
 
 def _rss_kib(pid: int, field: str) -> int:
@@ -231,8 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     log = work / "app.log"
     load_start = os.getloadavg()[0]
     t0 = time.monotonic()
-    proc, base = start_app(home, args.benchmark, log,
-                           {"SVR_MAX_PER_DAY": "2", "SVR_MAX_CONCURRENT": "2"})  # fmt: skip
+    proc, base = start_app(
+        home, args.benchmark, log, timeout=180, SVR_MAX_PER_DAY="2", SVR_MAX_CONCURRENT="2"
+    )
     boot_s = time.monotonic() - t0
     rss_peak = [0]
     stop = threading.Event()
@@ -342,12 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         rss_peak[0] = max(rss_peak[0], _rss_kib(proc.pid, "VmHWM"))
     finally:
         stop.set()
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(20)
+        stop_app(proc)
 
     with sqlite3.connect(home / "svr.db") as con:
         rows = con.execute(

@@ -1,14 +1,20 @@
 """Helpers shared by the app tests (test_inference, test_app, test_browser): tiny weights
 made from the tiny benchmark with the models' own `prepare` + `save_pretrained` (networks
 untrained: the recognition baselines still answer with real training shapes), a free port,
-waiting for a server."""
+waiting for a server, and `python app.py` started in a subprocess (also used by
+benchmarks/load_leaderboard.py)."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 TINY_NETWORK = {"channels": (8, 16), "code_dim": 32, "image_size": 32}
 TINY_OVERRIDES = {
@@ -67,3 +73,49 @@ def wait_until_serving(url: str, timeout: float = 60.0) -> None:
             if time.time() - start > timeout:
                 raise
             time.sleep(0.2)
+
+
+def start_app(
+    home: Path, benchmark: Path, log: Path, timeout: float = 120.0, **env: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Launch `python app.py` (SVR_PREPARE=0) on a free loopback port; (process, base URL).
+
+    The caller must `stop_app` it. Waits until the page answers (at most `timeout` s)."""
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    environ.update(
+        SVR_HOME=str(home), SVR_BENCHMARK=str(benchmark), SVR_PREPARE="0",
+        GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
+        GRADIO_ANALYTICS_ENABLED="False", SVR_TMP=str(home.parent / "sessions"),
+        SVR_EXAMPLES=str(home.parent / "examples"), PYTHONUNBUFFERED="1",
+    )  # fmt: skip
+    environ.update(env)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=REPO, env=environ, stdout=out, stderr=out
+        )
+    base = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(base + "config", timeout=2) as response:
+                if response.status == 200:
+                    return proc, base
+        except OSError:
+            pass
+        time.sleep(0.3)
+    stop_app(proc)
+    raise RuntimeError(f"app.py did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def stop_app(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate the server process started by `start_app` (kill it after 15 s)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(15)

@@ -17,14 +17,10 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import tarfile
 import threading
 import time
-import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from app_helpers import free_port, start_app, stop_app
 from leaderboard_fakes import make_service, scores_for, write_fake_archive
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,58 +37,6 @@ FINAL = ("done", "failed")
 
 
 # ----------------------------------------------------------------------------- server helpers
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_app(
-    home: Path, benchmark: Path, log: Path, **env: str
-) -> tuple[subprocess.Popen[bytes], str]:
-    """Launch `python app.py` (SVR_PREPARE=0) on a free loopback port; (process, base URL).
-
-    The caller must `stop_app` it. Waits until the page answers (at most 120 s)."""
-    port = _free_port()
-    environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    environ.update(
-        SVR_HOME=str(home), SVR_BENCHMARK=str(benchmark), SVR_PREPARE="0",
-        GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
-        GRADIO_ANALYTICS_ENABLED="False", SVR_TMP=str(home.parent / "sessions"),
-        SVR_EXAMPLES=str(home.parent / "examples"), PYTHONUNBUFFERED="1",
-    )  # fmt: skip
-    environ.update(env)
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=REPO, env=environ, stdout=out, stderr=out
-        )
-    base = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(base + "config", timeout=2) as response:
-                if response.status == 200:
-                    return proc, base
-        except OSError:
-            pass
-        time.sleep(0.3)
-    stop_app(proc)
-    raise RuntimeError(f"app.py did not answer within 120 s:\n{log.read_text()[-3000:]}")
-
-
-def stop_app(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate the server process started by `start_app` (kill it after 15 s)."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(15)
 
 
 def submit(client: Any, archive: Path, submitter: str, metadata: dict | None = None) -> int:
@@ -216,7 +161,7 @@ def fake_server(tmp_path: Path) -> Iterator[tuple[Any, str, list[str]]]:
         with gr.Tabs():
             add_leaderboard_tabs(service)
     demo.queue(default_concurrency_limit=2, max_size=100)
-    port = _free_port()
+    port = free_port()
     demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
     try:
         yield service, f"http://127.0.0.1:{port}/", ids
