@@ -4,9 +4,10 @@ Launches the real app (`python app.py`, SVR_PREPARE=0) on a fresh SVR_HOME again
 existing benchmark, then at the same instant uploads `--submissions` archives (each from its
 own submitter; `--invalid` of them hostile) through `/submit` with gradio_client, plus 3
 archives from one submitter over the per-day limit of 2, and `--reads` concurrent
-`/leaderboard` reads (by default over Gradio's HTTP API from one event loop: gradio_client
-from threads costs this process ~50 ms CPU per read, which on a small machine measures the
-client rather than the server; `--reader client` uses it anyway). While
+`/leaderboard` reads (by default one POST /gradio_api/run/leaderboard each, from one event
+loop; `--reader call` uses Gradio's two-step call-then-stream route; gradio_client from
+threads costs this process ~50 ms CPU per read, which on a small machine measures the client
+rather than the server, and `--reader client` uses it anyway). While
 the worker scores, it fires another wave of `--reads` concurrent reads every `--wave-every`
 seconds (at most `--waves` waves), and waits until every accepted submission is done or
 failed (at most `--timeout` s). Then prints:
@@ -125,9 +126,10 @@ def _sse_outputs(text: str) -> Any:
     raise ValueError(f"no complete event in the stream: {text[:200]!r}")
 
 
-async def _http_wave(base: str, n: int) -> list[float | str]:
-    """`n` concurrent `/leaderboard` calls over Gradio's HTTP API (POST /gradio_api/call/...,
-    then its event stream) from one event loop; each call's latency (s) or its error."""
+async def _http_wave(base: str, n: int, route: str = "run") -> list[float | str]:
+    """`n` concurrent `/leaderboard` calls over Gradio's HTTP API from one event loop: "run"
+    is one POST /gradio_api/run/leaderboard, "call" is POST /gradio_api/call/leaderboard then
+    its event stream. Each call's latency (s) or its error."""
     import asyncio
 
     import httpx
@@ -138,12 +140,17 @@ async def _http_wave(base: str, n: int) -> list[float | str]:
         async def one() -> float | str:
             start = time.monotonic()
             try:
-                answer = await http.post(base + "gradio_api/call/leaderboard", json={"data": []})
+                answer = await http.post(
+                    base + f"gradio_api/{route}/leaderboard", json={"data": []}
+                )
                 answer.raise_for_status()
-                event = answer.json()["event_id"]
-                stream = await http.get(base + f"gradio_api/call/leaderboard/{event}")
-                stream.raise_for_status()
-                outputs = _sse_outputs(stream.text)
+                if route == "run":
+                    outputs = answer.json()["data"]
+                else:
+                    event = answer.json()["event_id"]
+                    stream = await http.get(base + f"gradio_api/call/leaderboard/{event}")
+                    stream.raise_for_status()
+                    outputs = _sse_outputs(stream.text)
                 if not (isinstance(outputs, list) and isinstance(outputs[0], list)):
                     raise TypeError(f"not a list of records: {str(outputs)[:100]}")
                 return time.monotonic() - start
@@ -168,9 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wave-every", type=float, default=10.0, help="seconds between waves")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds for everything")
     parser.add_argument("--p95-limit", type=float, default=1.0)
-    parser.add_argument("--reader", choices=("http", "client"), default="http",
-                        help="reads over Gradio's HTTP API from one event loop (light), or "
-                        "with gradio_client from threads (heavy: ~50 ms CPU per read here)")  # fmt: skip
+    parser.add_argument("--reader", choices=("run", "call", "client"), default="run",
+                        help="reads over Gradio's HTTP API from one event loop (run: one POST; "
+                        "call: POST then event stream), or with gradio_client from threads "
+                        "(heavy: ~50 ms CPU per read here)")  # fmt: skip
     parser.add_argument("--home", type=Path, default=None, help="(default: a temporary folder)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -244,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                 return
             import asyncio
 
-            for result in asyncio.run(_http_wave(base, args.reads)):
+            for result in asyncio.run(_http_wave(base, args.reads, args.reader)):
                 with lock:
                     if isinstance(result, float):
                         reads.append((result, during))

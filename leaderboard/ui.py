@@ -87,10 +87,6 @@ def _error(exc: Exception) -> gr.Error:
     return gr.Error(str(exc), duration=None)
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return json.loads(frame.to_json(orient="records", force_ascii=False))
-
-
 def _datatypes(frame: pd.DataFrame) -> list[str]:
     types = []
     for column in frame.columns:
@@ -110,7 +106,7 @@ def _export(frame: pd.DataFrame, kind: str) -> str:
     if kind == "csv":
         frame.to_csv(path, index=False)
     else:
-        path.write_text(json.dumps(_records(frame), indent=1, ensure_ascii=False))
+        path.write_text(json.dumps(views.frame_records(frame), indent=1, ensure_ascii=False))
     return str(path)
 
 
@@ -189,7 +185,7 @@ def _leaderboard_tab(service: LeaderboardService) -> None:
         return gr.Dataframe(value=frame, datatype=_datatypes(frame))
 
     def api_table() -> list[dict[str, Any]]:
-        return _records(service.table())
+        return service.records()
 
     def export(kind: str, search: str, reps: list[str], baselines: bool, per_class: bool) -> str:
         frame = service.table(search=search, representations=reps or None,
@@ -270,7 +266,9 @@ def _leaderboard_tab(service: LeaderboardService) -> None:
         for trigger in (refresh.click, search.submit, reps.change, baselines.change,
                         per_class.change, columns.change, sort_by.change):  # fmt: skip
             trigger(table, filters, board, api_visibility="private", concurrency_limit=None)
-        api_btn.click(api_table, None, records, api_name="leaderboard", concurrency_limit=None)
+        # Off the queue: a read is cheap, and a direct POST /gradio_api/run/leaderboard answers
+        # in one round trip (gradio_client works either way).
+        api_btn.click(api_table, None, records, api_name="leaderboard", queue=False)
         csv_btn.click(export_csv, filters[:4], download, api_visibility="private")
         json_btn.click(export_json, filters[:4], download, api_visibility="private")
 

@@ -7,6 +7,7 @@ tiers with the bootstrap interval of the headline score, never a strict 1..N ord
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ __all__ = [
     "is_class_column",
     "leaderboard_frame",
     "per_class_frame",
+    "frame_records",
     "submissions_frame",
     "filter_frame",
     "BASE_COLUMNS",
@@ -186,6 +188,11 @@ def filter_frame(
         ]
         out = out[keep]
     return out.reset_index(drop=True)
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """The rows of `frame` as JSON-ready dicts (NaN -> None)."""
+    return json.loads(frame.to_json(orient="records", force_ascii=False))
 
 
 def per_class_frame(means: dict[str, dict[str, float | None]]) -> pd.DataFrame:

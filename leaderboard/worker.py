@@ -98,6 +98,8 @@ class Worker:
         score_fn: `score_submission`-compatible function (default: the real one).
         open_fn: `open_submission`-compatible function (default: the real one).
         protocol: scoring protocol (default: `svr.evaluation.DEFAULT_PROTOCOL`).
+        on_done: called after a job's results are stored (the in-process service uses it to
+            refresh its cached table at once).
     """
 
     def __init__(
@@ -109,8 +111,10 @@ class Worker:
         score_fn: Callable[..., Any] | None = None,
         open_fn: Callable[..., Any] | None = None,
         protocol: Any = None,
+        on_done: Callable[[], None] | None = None,
     ):
         self.factory = factory
+        self.on_done = on_done
         self.settings = settings
         self.benchmark_dir = Path(benchmark_dir)
         self.ident = ident or worker_id()
@@ -462,6 +466,8 @@ class Worker:
                 )
             )
         logger.info("submission %d scored: %s = %s", submission_id, headline, overall.get(headline))
+        if self.on_done is not None:
+            self.on_done()
 
     # ------------------------------------------------------------------ loops
 

@@ -374,3 +374,52 @@ def test_missing_items_are_reported_and_score_worst(tmp_path: Path, svc) -> None
     assert status["coverage"]["fraction"] == pytest.approx(len(half) / n)
     assert status["reason"].startswith(f"{n - len(half)} missing and 0 empty of {n} test items")
     assert status["overall"]["mean_over_items"]["fscore@0.01"] == pytest.approx(0.8 * len(half) / n)
+
+
+def test_reads_reuse_the_visibility_check_briefly_but_see_own_changes_at_once(
+    tmp_path: Path, svc, monkeypatch
+) -> None:
+    from leaderboard_fakes import fake_open, fake_score
+
+    import leaderboard.service as service_module
+    from leaderboard.worker import Worker
+
+    clock = [1000.0]
+    monkeypatch.setattr(service_module.time, "monotonic", lambda: clock[0])
+    a = svc.submit(_scored_archive(tmp_path, svc, "A", 0.7), {}, "alice")
+    _score_all(svc)  # the service's own worker: visible at once
+    assert [r["ID"] for r in svc.records()] == [a]
+    assert svc.records()[0]["F@1% ↑"] == pytest.approx(0.7)
+    # a worker in another process (no callback into this service) scores B
+    b = svc.submit(_scored_archive(tmp_path, svc, "B", 0.3), {}, "bob")
+    other = Worker(svc.factory, svc.settings, svc.benchmark_dir, score_fn=fake_score,
+                   open_fn=fake_open)  # fmt: skip
+    assert other.run_once().submission_id == b
+    assert [r["ID"] for r in svc.records()] == [a]  # the last check is reused...
+    clock[0] += service_module.VISIBLE_CHECK_MAX_AGE + 0.01
+    assert sorted(r["ID"] for r in svc.records()) == [a, b]  # ...for at most that long
+    svc.admin_action("hide", [a], "token")  # this process's own change: at once
+    assert [r["ID"] for r in svc.records()] == [b]
+    assert svc.records() is svc.records()  # built once per change
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="per-thread nice is Linux's")
+def test_in_process_worker_thread_runs_at_a_lower_cpu_priority(svc) -> None:
+    import os
+    import threading
+    import time
+
+    from leaderboard.service import WORKER_NICE
+
+    def nice_of(tid: int) -> int:
+        stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[16])  # field 19 of proc(5)
+
+    svc.start_worker()
+    thread = svc._worker_thread
+    expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICE)
+    deadline = time.monotonic() + 10
+    while nice_of(thread.native_id) != expected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert nice_of(thread.native_id) == expected
+    assert nice_of(threading.main_thread().native_id) == os.getpriority(os.PRIO_PROCESS, 0)
