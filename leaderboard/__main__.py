@@ -6,6 +6,8 @@
         write a valid example submission (the same sphere for every test item).
     worker [--once] [--benchmark DIR]
         score queued submissions of the leaderboard database (SVR_HOME / DATABASE_URL).
+    report [--benchmark DIR] [--out FILE.md]
+        the leaderboard as Markdown: entries, per-class F@1% and IoU, tests against baselines.
 
 Commands are registered in `COMMANDS` (name -> Command): adding one is one line.
 """
@@ -148,12 +150,43 @@ def _run_template(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--benchmark", type=Path, default=None,
+        help="benchmark the entries were scored on (default: SVR_BENCHMARK or $SVR_HOME/benchmark)",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=None, help="write here (default: print)")
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from leaderboard.report import markdown_report
+    from leaderboard.service import LeaderboardService
+    from leaderboard.settings import LeaderboardSettings
+    from svr.io import atomic_write_bytes
+    from svr.settings import Settings
+
+    settings = LeaderboardSettings.from_env()
+    bench = args.benchmark or Settings.from_env().benchmark_dir
+    service = LeaderboardService(settings, bench if bench.is_dir() else None)
+    try:
+        text = markdown_report(service)
+    finally:
+        service.close()
+    if args.out is None:
+        print(text, end="")
+    else:
+        atomic_write_bytes(args.out, text.encode())
+        print(f"wrote {args.out}")
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "score": Command("validate and score a submission archive", _add_score_arguments, _run_score),
     "template": Command("write a valid example submission", _add_template_arguments, _run_template),
     "worker": Command(
         "score queued leaderboard submissions", add_worker_arguments, run_worker_command
     ),
+    "report": Command("the leaderboard as Markdown", _add_report_arguments, _run_report),
 }
 
 

@@ -781,13 +781,25 @@ class LeaderboardService:
             ],  # fmt: skip
         )
 
-    def per_class_table(self, submission_ids: Iterable[int] | None = None) -> pd.DataFrame:
-        """Headline mean per class (rows) and entry (columns)."""
+    def per_class_table(
+        self, submission_ids: Iterable[int] | None = None, metric: str | None = None
+    ) -> pd.DataFrame:
+        """Mean of `metric` (default: the headline) per class (rows) and entry (columns)."""
         entries = self.entries()
         if submission_ids is not None:
             wanted = {int(i) for i in submission_ids}
             entries = [e for e in entries if e.id in wanted]
-        return views.per_class_frame({e.name: e.per_class for e in entries})
+        if metric is None or metric == self.headline_key:
+            return views.per_class_frame({e.name: e.per_class for e in entries})
+        means: dict[int, dict[str, float | None]] = {e.id: {} for e in entries}
+        with self.factory() as session:
+            for sid, cls, mean in session.execute(
+                select(ClassResult.submission_id, ClassResult.class_name, ClassResult.mean).where(
+                    ClassResult.submission_id.in_(list(means)), ClassResult.metric == metric
+                )
+            ):
+                means[sid][cls] = mean
+        return views.per_class_frame({e.name: means[e.id] for e in entries})
 
     def distributions(self, submission_ids: Iterable[int] | None = None) -> dict[str, np.ndarray]:
         """Entry name -> per-item headline scores (float64 (N,)), baselines included."""

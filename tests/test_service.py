@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from leaderboard_fakes import make_service, scores_for, write_fake_archive
 from sqlalchemy import select, update
@@ -423,3 +424,37 @@ def test_in_process_worker_thread_runs_at_a_lower_cpu_priority(svc) -> None:
         time.sleep(0.02)
     assert nice_of(thread.native_id) == expected
     assert nice_of(threading.main_thread().native_id) == os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def test_markdown_report_and_its_command(tmp_path: Path, svc, monkeypatch, capsys) -> None:
+    from leaderboard_fakes import CLASSES
+
+    from leaderboard.__main__ import main
+    from leaderboard.report import markdown_report, markdown_table
+
+    assert markdown_report(svc).startswith("The leaderboard has no scored")
+    svc.submit(_scored_archive(tmp_path, svc, "Clustering", 0.4), {}, "baselines", baseline=True)
+    svc.submit(_scored_archive(tmp_path, svc, "Retrieval", 0.5), {}, "baselines", baseline=True)
+    values = {cls: v for cls, v in zip(CLASSES, (0.2, 0.6, 0.7), strict=True)}
+    scores = {i: values[i.split("/")[0]] for i in svc.test_ids}  # one value per class
+    svc.submit(write_fake_archive(tmp_path / "n.zip", "Net", scores), {}, "carol")
+    _score_all(svc)
+    text = markdown_report(svc)
+    lines = text.splitlines()
+    # the per-class table: one row per class, then the mean of the class means (by hand: 0.5)
+    start = lines.index("### F@1% per class (mean over each class's test items)")
+    header = lines[start + 2].strip("| ").split(" | ")
+    rows = [line.strip("| ").split(" | ") for line in lines[start + 4 : start + 8]]
+    net = header.index("Net")
+    assert [r[0] for r in rows] == [*CLASSES, "**mean of classes**"]
+    assert [r[net] for r in rows] == ["0.200", "0.600", "0.700", "0.500"]
+    assert "### IoU per class" in text and "Recognition or reconstruction?" in text
+    assert "| Net | Retrieval | " in text and "KS p" in text  # a verdict row per baseline
+    monkeypatch.setenv("SVR_HOME", str(svc.settings.home))
+    out = tmp_path / "report.md"
+    assert main(["report", "--benchmark", str(svc.benchmark_dir), "--out", str(out)]) == 0
+    assert out.read_text() == text
+    frame = pd.DataFrame({"a": [1e-7, float("nan"), 0.5], "b": ["x|y", None, "z"]})
+    assert markdown_table(frame, 3).splitlines()[2:] == [
+        "| 1.0e-07 | x\\|y |", "|  |  |", "| 0.500 | z |"
+    ]  # fmt: skip
