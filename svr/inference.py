@@ -610,11 +610,11 @@ def nearest_training_shapes(
     from svr.data.dataset import prepare_images
 
     with torch.no_grad():
-        x = prepare_images([image], model.image_size).to(model.device)
-        emb = model.head(model.encoder(x)).cpu()
-        d = torch.cdist(emb, torch.from_numpy(np.asarray(model.embedding, dtype=np.float32)))[0]
-    order = torch.argsort(d)[:k].tolist()
-    return [(model.database_keys[r], float(d[r]), model.answer(r)[0]) for r in order]
+        rows, dist = model.nearest(prepare_images([image], model.image_size).to(model.device), k)
+    return [
+        (model.database_keys[r], float(d), model.answer(r)[0])
+        for r, d in zip(rows[0].tolist(), dist[0].tolist(), strict=True)
+    ]
 
 
 def _fscore_to_mesh(points: np.ndarray, mesh: trimesh.Trimesh, n: int = 3000) -> float:

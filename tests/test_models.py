@@ -20,6 +20,7 @@ from svr.data.dataset import (
     load_training_data,
     pack_grids,
     prepare_images,
+    uint8_to_input,
     unpack_grids,
 )
 from svr.data.layout import Benchmark
@@ -189,6 +190,24 @@ def test_retrieval_database_cap_and_extension(train_data):
         row = int(model._target_row[t])
         ious = [voxel_iou(grids[t], grids[d]) for d in db]
         assert ious[row] == pytest.approx(max(ious), abs=1e-6)
+
+
+def test_retrieval_nearest_is_a_sorted_brute_force_search(train_data):
+    torch.manual_seed(0)
+    model = REGISTRY["retrieval"].from_config(**TINY["retrieval"]).eval()
+    model.prepare(train_data)
+    x = uint8_to_input(train_data.images[:3])
+    with torch.no_grad():
+        rows, dist = model.nearest(x, k=4)
+        emb = model.head(model.encoder(x)).numpy()
+    for b in range(3):  # naive: every database row's Euclidean distance, sorted
+        naive = np.sqrt(((model.embedding - emb[b]) ** 2).sum(1))
+        order = np.argsort(naive, kind="stable")[:4]
+        np.testing.assert_allclose(dist[b].numpy(), naive[order], rtol=1e-5, atol=1e-6)
+        assert rows[b, 0].item() == order[0]
+    with torch.no_grad():
+        preds = model.predict_batch(x)
+    assert [p.info["retrieved"] for p in preds] == [model.database_keys[r] for r in rows[:, 0]]
 
 
 # ------------------------------------------------------------------------------ loading
@@ -378,3 +397,21 @@ def test_chamfer_loss_matches_naive_and_grid_faces():
     torch.testing.assert_close(g1, g2)
     faces = grid_faces(3)
     assert faces.shape == (8, 3) and faces.max() == 8
+
+
+def test_occupancy_fourier_features_by_hand():
+    import math
+
+    from svr.models.occupancy import OccupancyDecoder
+
+    dec = OccupancyDecoder(code_dim=4, hidden=8, blocks=1, frequencies=2)
+    feats = dec.encode_points(torch.tensor([[[0.25, 0.0, -0.5]]]))
+    assert feats.shape == (1, 1, 3 + 6 * 2) and dec.point_in.in_features == 15
+    # layout: xyz, then sin of (x f0, x f1, y f0, y f1, z f0, z f1), then their cos
+    expected_sin = [math.sin(math.pi * 0.25), math.sin(2 * math.pi * 0.25), 0, 0,
+                    math.sin(-math.pi * 0.5), math.sin(-2 * math.pi * 0.5)]  # fmt: skip
+    expected_cos = [math.cos(math.pi * 0.25), math.cos(2 * math.pi * 0.25), 1, 1,
+                    math.cos(-math.pi * 0.5), math.cos(-2 * math.pi * 0.5)]  # fmt: skip
+    expected = torch.tensor([0.25, 0.0, -0.5, *expected_sin, *expected_cos])
+    torch.testing.assert_close(feats[0, 0], expected, atol=1e-6, rtol=0)
+    assert OccupancyDecoder(4, 8, 1, frequencies=0).encode_points(torch.ones(2, 3)).shape == (2, 3)

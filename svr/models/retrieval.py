@@ -322,20 +322,26 @@ class Retrieval(ReconstructionModel):
         mesh, grid = self._mesh_cache[row]
         return mesh.copy(), grid
 
-    def predict_batch(self, x: torch.Tensor) -> list[Prediction]:
+    def nearest(self, x: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """The k database rows nearest to images x (B, 3, S, S) in the embedding: (rows int64
+        (B, k), embedding distances float32 (B, k)), nearest first, on the CPU."""
         if len(self.embedding) == 0:
             raise ValueError("this retrieval model has an empty database: train it first")
         pred = self.head(self.encoder(x)).cpu()
         d = torch.cdist(pred, torch.from_numpy(self.embedding))
-        rows = d.argmin(1).tolist()
+        dist, rows = torch.topk(d, min(k, d.shape[1]), dim=1, largest=False)
+        return rows, dist
+
+    def predict_batch(self, x: torch.Tensor) -> list[Prediction]:
+        rows, dist = self.nearest(x, 1)
         out = []
-        for i, row in enumerate(rows):
+        for i, row in enumerate(rows[:, 0].tolist()):
             mesh, grid = self.answer(row)
             key = self.database_keys[row]
             info: dict[str, Any] = {
                 "retrieved": key,
                 "predicted_class": key.split("/")[1] if key.count("/") >= 2 else key,
-                "embedding_distance": round(float(d[i, row]), 4),
+                "embedding_distance": round(float(dist[i, 0]), 4),
                 "answer_resolution": grid.shape[0],
             }
             out.append(Prediction(self.name, mesh=mesh, occupancy=grid, threshold=0.5, info=info))
