@@ -6,7 +6,7 @@
         write a valid example submission (the same sphere for every test item).
     worker [--once] [--benchmark DIR]
         score queued submissions of the leaderboard database (SVR_HOME / DATABASE_URL).
-    report [--benchmark DIR] [--out FILE.md]
+    report [--benchmark DIR] [--out FILE.md] [--figures DIR]
         the leaderboard as Markdown: entries, per-class F@1% and IoU, tests against baselines.
 
 Commands are registered in `COMMANDS` (name -> Command): adding one is one line.
@@ -156,10 +156,14 @@ def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
         help="benchmark the entries were scored on (default: SVR_BENCHMARK or $SVR_HOME/benchmark)",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="write here (default: print)")
+    parser.add_argument(
+        "--figures", type=Path, default=None,
+        help="also write per_class.png and distributions.png here, linked from the report",
+    )  # fmt: skip
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from leaderboard.report import markdown_report
+    from leaderboard.report import markdown_report, write_figures
     from leaderboard.service import LeaderboardService
     from leaderboard.settings import LeaderboardSettings
     from svr.io import atomic_write_bytes
@@ -169,7 +173,9 @@ def _run_report(args: argparse.Namespace) -> int:
     bench = args.benchmark or Settings.from_env().benchmark_dir
     service = LeaderboardService(settings, bench if bench.is_dir() else None)
     try:
-        text = markdown_report(service)
+        figures = None if args.figures is None else write_figures(service, args.figures)
+        where = Path.cwd() if args.out is None else args.out.resolve().parent
+        text = markdown_report(service, figures=figures, relative_to=where)
     finally:
         service.close()
     if args.out is None:

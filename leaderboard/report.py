@@ -2,19 +2,22 @@
 
 What the README's "reproducing the paper" section shows: the ranked table, the headline
 F-score and IoU per class for every entry, and each entry's tests against the recognition
-baselines (two-sample Kolmogorov-Smirnov and paired Wilcoxon on the per-item F-scores).
-Reads the leaderboard database of SVR_HOME / DATABASE_URL; changes nothing.
+baselines (two-sample Kolmogorov-Smirnov and paired Wilcoxon on the per-item F-scores); with
+`--figures DIR`, also the per-class bars and the per-item distributions as PNGs, linked from
+the report. Reads the leaderboard database of SVR_HOME / DATABASE_URL; changes nothing.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["markdown_table", "markdown_report"]
+__all__ = ["markdown_table", "markdown_report", "write_figures"]
 
 _SUMMARY = ("Tier", "Method", "Representation", "Baseline")
 
@@ -46,8 +49,32 @@ def _with_mean_row(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame, pd.DataFrame([means])], ignore_index=True)
 
 
-def markdown_report(service: Any, columns: Sequence[str] | None = None) -> str:
-    """The report (Markdown) of a `LeaderboardService`'s visible entries."""
+def write_figures(service: Any, folder: str | os.PathLike) -> dict[str, Path]:
+    """Per-class bars ("per_class") and per-item ECDFs ("distributions") of the headline
+    score of every visible entry, written as PNGs in `folder`."""
+    from leaderboard.figures import ecdf_figure, per_class_figure, save_png
+
+    label = service.headline_label
+    folder = Path(folder)
+    baselines = {e.name for e in service.entries() if e.baseline}
+    return {
+        "per_class": save_png(
+            per_class_figure(service.per_class_table(), label), folder / "per_class.png"
+        ),
+        "distributions": save_png(
+            ecdf_figure(service.distributions(), baselines, label), folder / "distributions.png"
+        ),
+    }
+
+
+def markdown_report(
+    service: Any,
+    columns: Sequence[str] | None = None,
+    figures: dict[str, Path] | None = None,
+    relative_to: str | os.PathLike | None = None,
+) -> str:
+    """The report (Markdown) of a `LeaderboardService`'s visible entries; `figures` (from
+    `write_figures`) are linked relative to the folder `relative_to` (default: as given)."""
     label = service.headline_label
     table = service.table()
     if table.empty:
@@ -56,15 +83,26 @@ def markdown_report(service: Any, columns: Sequence[str] | None = None) -> str:
         "Tier", "Method", f"{label} ↑", f"{label} 95% CI", "IoU ↑", "Chamfer-L1 ↓",
         *[c for c in table.columns if c.startswith("vs ")], "Representation", "Baseline",
     ]  # fmt: skip
+
+    def link(key: str, alt: str) -> list[str]:
+        if not figures or key not in figures:
+            return []
+        path = Path(figures[key])
+        if relative_to is not None:
+            path = Path(os.path.relpath(path, relative_to))
+        return [f"\n![{alt}]({path.as_posix()})\n"]
+
     parts = [
         f"{service.describe()}\n",
         "### Entries\n",
         markdown_table(table[[c for c in wanted if c in table.columns]], 3),
         f"\n### {label} per class (mean over each class's test items)\n",
         markdown_table(_with_mean_row(service.per_class_table()), 3),
+        *link("per_class", f"{label} per class and entry"),
         "\n### IoU per class (128^3; point clouds have none)\n",
         markdown_table(_with_mean_row(service.per_class_table(metric="iou")), 3),
         "\n### Recognition or reconstruction? Per-item tests against the baselines\n",
+        *link("distributions", f"distribution of per-item {label}, baselines dashed"),
         markdown_table(service.recognition_table(), 3),
     ]
     return "\n".join(parts) + "\n"

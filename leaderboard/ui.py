@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
 import pandas as pd
 
 from leaderboard import views
+from leaderboard.figures import ecdf_figure, per_class_figure
 from leaderboard.service import (
     ADMIN_ACTIONS,
     AuthError,
@@ -108,56 +108,6 @@ def _export(frame: pd.DataFrame, kind: str) -> str:
     else:
         path.write_text(json.dumps(views.frame_records(frame), indent=1, ensure_ascii=False))
     return str(path)
-
-
-# ----------------------------------------------------------------------------- figures
-
-
-def _figure(width: float = 7.0, height: float = 4.0) -> Any:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def per_class_figure(frame: pd.DataFrame, label: str) -> Any:
-    """Grouped bars: classes on x, one bar per entry (columns of `frame` after 'Class')."""
-    fig = _figure(9, 4)
-    ax = fig.add_subplot()
-    entries = [c for c in frame.columns if c != "Class"]
-    if frame.empty or not entries:
-        ax.text(0.5, 0.5, "no scored entries yet", ha="center", va="center")
-        ax.set_axis_off()
-        return fig
-    x = np.arange(len(frame))
-    width = 0.8 / len(entries)
-    for k, name in enumerate(entries):
-        values = pd.to_numeric(frame[name], errors="coerce").fillna(0.0).to_numpy()
-        ax.bar(x + (k - (len(entries) - 1) / 2) * width, values, width, label=name)
-    ax.set_xticks(x, frame["Class"], rotation=45, ha="right")
-    ax.set_ylabel(f"{label} (higher is better)")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize="small", ncols=2)
-    return fig
-
-
-def ecdf_figure(distributions: dict[str, np.ndarray], baselines: set[str], label: str) -> Any:
-    """Empirical CDFs of per-item scores; baselines dashed."""
-    fig = _figure()
-    ax = fig.add_subplot()
-    if not distributions:
-        ax.text(0.5, 0.5, "no scored entries yet", ha="center", va="center")
-        ax.set_axis_off()
-        return fig
-    for name, values in distributions.items():
-        values = np.sort(values)
-        y = np.arange(1, len(values) + 1) / len(values)
-        style = "--" if name in baselines else "-"
-        ax.step(values, y, style, where="post", label=name)
-    ax.set_xlabel(f"per-item {label} (higher is better)")
-    ax.set_ylabel("fraction of test items <= x")
-    ax.set_xlim(0, 1)
-    ax.legend(fontsize="small")
-    return fig
 
 
 # ----------------------------------------------------------------------------- tabs

@@ -15,8 +15,9 @@ import gradio as gr
 import pytest
 from leaderboard_fakes import make_service, scores_for, write_fake_archive
 
+from leaderboard.figures import ecdf_figure, per_class_figure
 from leaderboard.service import LeaderboardService
-from leaderboard.ui import add_leaderboard_tabs, ecdf_figure, per_class_figure
+from leaderboard.ui import add_leaderboard_tabs
 
 
 def _build(service: LeaderboardService) -> gr.Blocks:

@@ -454,6 +454,14 @@ def test_markdown_report_and_its_command(tmp_path: Path, svc, monkeypatch, capsy
     out = tmp_path / "report.md"
     assert main(["report", "--benchmark", str(svc.benchmark_dir), "--out", str(out)]) == 0
     assert out.read_text() == text
+    figures = tmp_path / "figs"
+    args = ["report", "--benchmark", str(svc.benchmark_dir), "--out", str(out), "--figures"]
+    assert main([*args, str(figures)]) == 0
+    with_figures = out.read_text()
+    assert "![F@1% per class and entry](figs/per_class.png)" in with_figures
+    assert "(figs/distributions.png)" in with_figures
+    for name in ("per_class.png", "distributions.png"):
+        assert (figures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     frame = pd.DataFrame({"a": [1e-7, float("nan"), 0.5], "b": ["x|y", None, "z"]})
     assert markdown_table(frame, 3).splitlines()[2:] == [
         "| 1.0e-07 | x\\|y |", "|  |  |", "| 0.500 | z |"
