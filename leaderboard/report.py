@@ -22,9 +22,11 @@ __all__ = ["markdown_table", "markdown_report", "write_figures"]
 _SUMMARY = ("Tier", "Method", "Representation", "Baseline")
 
 
-def _cell(value: Any, digits: int) -> str:
+def _cell(value: Any, digits: int, p_value: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
+    if p_value and isinstance(value, float) and value == 0.0:
+        return "< 1e-300"  # below what a float64 holds
     if isinstance(value, float):
         if value != 0 and abs(value) < 10 ** (-digits):
             return f"{value:.1e}"
@@ -34,11 +36,13 @@ def _cell(value: Any, digits: int) -> str:
 
 def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
     """A GitHub Markdown table of `frame` (floats with `digits` decimals, tiny ones in e-notation,
-    NaN and None as empty cells)."""
+    NaN and None as empty cells, a p-value of 0 in a column named "... p" as "< 1e-300")."""
     head = [str(c) for c in frame.columns]
+    p_cols = [h.endswith(" p") for h in head]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v, digits) for v in row) + " |")
+        cells = (_cell(v, digits, p) for v, p in zip(row, p_cols, strict=True))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -462,7 +462,9 @@ def test_markdown_report_and_its_command(tmp_path: Path, svc, monkeypatch, capsy
     assert "(figs/distributions.png)" in with_figures
     for name in ("per_class.png", "distributions.png"):
         assert (figures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    frame = pd.DataFrame({"a": [1e-7, float("nan"), 0.5], "b": ["x|y", None, "z"]})
+    frame = pd.DataFrame(
+        {"a": [1e-7, float("nan"), 0.0], "b": ["x|y", None, "z"], "KS p": [0.0, 0.5, 2e-9]}
+    )
     assert markdown_table(frame, 3).splitlines()[2:] == [
-        "| 1.0e-07 | x\\|y |", "|  |  |", "| 0.500 | z |"
+        "| 1.0e-07 | x\\|y | < 1e-300 |", "|  |  | 0.500 |", "| 0.000 | z | 2.0e-09 |"
     ]  # fmt: skip
