@@ -34,7 +34,13 @@ import torch
 from svr.data.dataset import load_training_data
 from svr.data.layout import Benchmark
 from svr.models import REGISTRY, model_class
-from svr.models.base import ReconstructionModel, default_device
+from svr.models.base import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    ReconstructionModel,
+    default_device,
+    resolve_pretrained_path,
+)
 
 __all__ = ["TrainResult", "seed_everything", "train", "validate", "main"]
 
@@ -125,6 +131,7 @@ def train(
     device: str | torch.device | None = None,
     progress: bool = False,
     threads: int = 2,
+    init_encoder: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Train `method` on the train split of the benchmark at `data`, save it to `out`.
 
@@ -141,6 +148,9 @@ def train(
         device: default cuda if available, else cpu.
         progress: tqdm bars.
         threads: torch CPU threads.
+        init_encoder: a saved model folder whose image encoder initialises this model's
+            (the analogue of the ImageNet-pretrained encoders of Occupancy Networks and
+            AtlasNet); the architectures must match.
     """
     start = time.perf_counter()
     torch.set_num_threads(threads)
@@ -161,6 +171,8 @@ def train(
     )
     load_seconds = time.perf_counter() - start
     model = cls(config).to(dev)
+    if init_encoder is not None:
+        copy_encoder(model, init_encoder)
     model.prepare(train_data, progress=progress)
     prepare_seconds = time.perf_counter() - start - load_seconds
     budget = math.inf if max_minutes is None else 60.0 * max_minutes
@@ -244,11 +256,41 @@ def train(
     }
     if max_items is not None:
         info["max_items"] = max_items
+    if init_encoder is not None:
+        info["encoder_initialised_from"] = _describe_model(init_encoder)
     info.update(scores)
     model.training_info = {**model.training_info, **info}
     out_dir = model.save_pretrained(out)
     logger.info("saved %s to %s (%s)", method, out_dir, scores)
     return TrainResult(model, out_dir, model.training_info)
+
+
+def copy_encoder(model: ReconstructionModel, source: str | os.PathLike) -> None:
+    """Load the image encoder weights of the saved model folder `source` into `model.encoder`.
+
+    Raises ValueError when either model has no encoder or the architectures differ."""
+    folder = resolve_pretrained_path(source)
+    if not hasattr(model, "encoder"):
+        raise ValueError(f"{model.name} has no image encoder to initialise")
+    state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    enc = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
+    if not enc:
+        raise ValueError(f"the model at {folder} has no image encoder")
+    try:
+        model.encoder.load_state_dict(enc)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"the encoder at {folder} does not match {model.name}'s (same channels and "
+            f"code_dim are needed): {str(exc).splitlines()[0]}"
+        ) from None
+
+
+def _describe_model(source: str | os.PathLike) -> str:
+    """ "method (data identifier)" of a saved model folder."""
+    import json
+
+    meta = json.loads((resolve_pretrained_path(source) / CONFIG_FILE).read_text())
+    return f"{meta.get('method')} ({meta.get('training', {}).get('data', 'unknown data')})"
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
@@ -284,6 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
+        "--init-encoder",
+        default=None,
+        metavar="DIR",
+        help="saved model folder whose image encoder initialises this one's",
+    )
+    parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -309,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             args.device,
             progress=True,
             threads=args.threads,
+            init_encoder=args.init_encoder,
         )
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

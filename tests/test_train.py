@@ -241,3 +241,26 @@ def test_reconstruct_cli_accepts_rgb_and_rejects_bad_input(trained, tmp_path, ca
         reconstruct.main(["--model", "oracle_nn", str(rgb), "--out", str(tmp_path / "o.obj")]) == 2
     )
     assert not (tmp_path / "o.obj").exists()
+
+
+def test_init_encoder_copies_a_trained_encoder_and_refuses_another_architecture(
+    trained, tiny_benchmark, tmp_path, capsys
+):
+    import torch
+
+    small = {"channels": (8, 16, 16, 32), "code_dim": 32, "hidden": 16, "blocks": 1}  # = SMALL
+    result = train.train(
+        "occupancy", tiny_benchmark, tmp_path / "occ", epochs=0, val_items=0,
+        config_overrides=small,
+        init_encoder=trained["voxel"],
+    )  # fmt: skip
+    source = torch.load(trained["voxel"] / "model.pt", weights_only=True)
+    copied = result.model.encoder.state_dict()
+    assert copied and all(torch.equal(v, source[f"encoder.{k}"]) for k, v in copied.items())
+    assert result.info["encoder_initialised_from"].startswith("voxel (svr-procedural")
+    code = train.main(
+        ["occupancy", "--data", str(tiny_benchmark), "--out", str(tmp_path / "bad"),
+         "--init-encoder", str(trained["voxel"]), "--set", "code_dim=8"]
+    )  # fmt: skip
+    assert code == 2 and "does not match occupancy's" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
