@@ -5,7 +5,9 @@ existing benchmark, then at the same instant uploads `--submissions` archives (e
 own submitter; `--invalid` of them hostile) through `/submit` with gradio_client, plus 3
 archives from one submitter over the per-day limit of 2, and `--reads` concurrent
 `/leaderboard` reads (by default one POST /gradio_api/run/leaderboard each, from one event
-loop; `--reader call` uses Gradio's two-step call-then-stream route; gradio_client from
+loop, each of the `--reads` readers with its own session hash like a browser tab or a
+gradio_client, `--anonymous` without; `--reader call` uses Gradio's two-step call-then-stream
+route; gradio_client from
 threads costs this process ~50 ms CPU per read, which on a small machine measures the client
 rather than the server, and `--reader client` uses it anyway). While
 the worker scores, it fires another wave of `--reads` concurrent reads every `--wave-every`
@@ -126,10 +128,14 @@ def _sse_outputs(text: str) -> Any:
     raise ValueError(f"no complete event in the stream: {text[:200]!r}")
 
 
-async def _http_wave(base: str, n: int, route: str = "run") -> list[float | str]:
+async def _http_wave(
+    base: str, n: int, route: str = "run", sessions: list[str] | None = None
+) -> list[float | str]:
     """`n` concurrent `/leaderboard` calls over Gradio's HTTP API from one event loop: "run"
     is one POST /gradio_api/run/leaderboard, "call" is POST /gradio_api/call/leaderboard then
-    its event stream. Each call's latency (s) or its error."""
+    its event stream. Call k sends `sessions[k]` as its session hash, as a browser tab or a
+    gradio_client does (without one, Gradio builds a fresh session state over every component
+    of the app for each call). Each call's latency (s) or its error."""
     import asyncio
 
     import httpx
@@ -157,7 +163,7 @@ async def _http_wave(base: str, n: int, route: str = "run") -> list[float | str]
             except Exception as exc:  # noqa: BLE001 - counted and reported
                 return f"{type(exc).__name__}: {exc}"
 
-        return list(await asyncio.gather(*(one() for _ in range(n))))
+        return list(await asyncio.gather(*(one(k) for k in range(n))))
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -179,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="reads over Gradio's HTTP API from one event loop (run: one POST; "
                         "call: POST then event stream), or with gradio_client from threads "
                         "(heavy: ~50 ms CPU per read here)")  # fmt: skip
+    parser.add_argument("--anonymous", action="store_true",
+                        help="HTTP reads without a session hash (a fresh Gradio session state "
+                        "per read: the costly worst case)")  # fmt: skip
     parser.add_argument("--home", type=Path, default=None, help="(default: a temporary folder)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -218,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=sample_rss, daemon=True).start()
     try:
         n_clients = 10
+        sessions = [f"reader-{k}" for k in range(args.reads)]  # one per concurrent reader
         clients = [
             Client(base, verbose=False, httpx_kwargs={"timeout": 120}) for _ in range(n_clients)
         ]
@@ -252,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                 return
             import asyncio
 
-            for result in asyncio.run(_http_wave(base, args.reads, args.reader)):
+            waves = _http_wave(base, args.reads, args.reader, None if args.anonymous else sessions)
+            for result in asyncio.run(waves):
                 with lock:
                     if isinstance(result, float):
                         reads.append((result, during))

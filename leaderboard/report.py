@@ -54,13 +54,13 @@ def _with_mean_row(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_figures(service: Any, folder: str | os.PathLike) -> dict[str, Path]:
-    """Per-class bars ("per_class") and per-item ECDFs ("distributions") of the headline
-    score of every visible entry, written as PNGs in `folder`."""
+    """Per-class bars ("per_class") and per-item ECDFs ("distributions", the recognition
+    baselines dashed) of the headline score of every visible entry, as PNGs in `folder`."""
     from leaderboard.figures import ecdf_figure, per_class_figure, save_png
 
     label = service.headline_label
     folder = Path(folder)
-    baselines = {e.name for e in service.entries() if e.baseline}
+    baselines = set(service.reference_names())
     return {
         "per_class": save_png(
             per_class_figure(service.per_class_table(), label), folder / "per_class.png"

@@ -702,7 +702,10 @@ class LeaderboardService:
             )  # fmt: skip
             for r in rows
         ]
-        return {"entries": entries, "verdicts": verdicts, "names": names, "refs": list(refs)}
+        return {
+            "entries": entries, "verdicts": verdicts, "names": names, "refs": list(refs),
+            "ref_names": [names[r.id] for r in refs.values()],
+        }  # fmt: skip
 
     def describe(self) -> str:
         """One line naming the benchmark and the protocol the table is scored with."""
@@ -712,6 +715,10 @@ class LeaderboardService:
             f"Scored on {bench} with protocol `{protocol_id}`; entries scored with another "
             "benchmark or protocol are listed again once a maintainer rescores them."
         )
+
+    def reference_names(self) -> list[str]:
+        """Entry names of the recognition baselines every entry is tested against."""
+        return list(self._analysis()["ref_names"])
 
     def entries(self) -> list[views.Entry]:
         """Visible, scored entries of the current benchmark and protocol."""

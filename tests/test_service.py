@@ -450,6 +450,7 @@ def test_markdown_report_and_its_command(tmp_path: Path, svc, monkeypatch, capsy
     assert [r[net] for r in rows] == ["0.200", "0.600", "0.700", "0.500"]
     assert "### IoU per class" in text and "Recognition or reconstruction?" in text
     assert "| Net | Retrieval | " in text and "KS p" in text  # a verdict row per baseline
+    assert svc.reference_names() == ["Clustering", "Retrieval"]
     monkeypatch.setenv("SVR_HOME", str(svc.settings.home))
     out = tmp_path / "report.md"
     assert main(["report", "--benchmark", str(svc.benchmark_dir), "--out", str(out)]) == 0
