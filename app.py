@@ -98,6 +98,12 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
 
         demo.unload(cleanup)
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.max_queue)
+    # plain HTTP routes served beside Gradio's (see `launch_kwargs`)
+    demo.http_routes = []  # type: ignore[attr-defined]
+    if service is not None:
+        from leaderboard.http import leaderboard_routes
+
+        demo.http_routes = leaderboard_routes(service)  # type: ignore[attr-defined]
     if (
         service is not None
         and hasattr(service, "start_worker")
@@ -111,14 +117,16 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     return demo
 
 
-def launch_kwargs(settings: Settings) -> dict[str, Any]:
-    """Arguments of `Blocks.launch` for these settings (SVR_HOME is never served)."""
+def launch_kwargs(settings: Settings, demo: gr.Blocks | None = None) -> dict[str, Any]:
+    """Arguments of `Blocks.launch` for these settings (SVR_HOME is never served), with the
+    plain HTTP routes `build_app` attached to `demo` (e.g. GET /api/leaderboard.json)."""
     return {
         "server_name": settings.server_name,
         "server_port": settings.server_port,
         "blocked_paths": [str(settings.home)],
         "max_file_size": f"{settings.max_upload_mb}mb",
         "show_error": True,
+        "app_kwargs": {"routes": list(getattr(demo, "http_routes", []))},
     }
 
 
@@ -127,4 +135,5 @@ if __name__ == "__main__":
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app_settings = Settings.from_env()
-    build_app(app_settings).launch(**launch_kwargs(app_settings))
+    app_demo = build_app(app_settings)
+    app_demo.launch(**launch_kwargs(app_settings, app_demo))

@@ -5,7 +5,7 @@ existing benchmark, then at the same instant uploads `--submissions` archives (e
 own submitter; `--invalid` of them hostile) through `/submit` with gradio_client, plus 3
 archives from one submitter over the per-day limit of 2, and `--reads` concurrent
 `/leaderboard` reads (by default one POST /gradio_api/run/leaderboard each, from one event
-loop, each of the `--reads` readers with its own session hash like a browser tab or a
+loop, `--reader json` the plain GET /api/leaderboard.json instead; each of the `--reads` readers with its own session hash like a browser tab or a
 gradio_client, `--anonymous` without; `--reader call` uses Gradio's two-step call-then-stream
 route; gradio_client from
 threads costs this process ~50 ms CPU per read, which on a small machine measures the client
@@ -131,9 +131,9 @@ def _sse_outputs(text: str) -> Any:
 async def _http_wave(
     base: str, n: int, route: str = "run", sessions: list[str] | None = None
 ) -> list[float | str]:
-    """`n` concurrent `/leaderboard` calls over Gradio's HTTP API from one event loop: "run"
-    is one POST /gradio_api/run/leaderboard, "call" is POST /gradio_api/call/leaderboard then
-    its event stream. Call k sends `sessions[k]` as its session hash, as a browser tab or a
+    """`n` concurrent leaderboard reads from one event loop: "json" is GET
+    /api/leaderboard.json (the plain route), "run" is one POST /gradio_api/run/leaderboard,
+    "call" is POST /gradio_api/call/leaderboard then its event stream. Call k sends `sessions[k]` as its session hash, as a browser tab or a
     gradio_client does (without one, Gradio builds a fresh session state over every component
     of the app for each call). Each call's latency (s) or its error."""
     import asyncio
@@ -143,14 +143,20 @@ async def _http_wave(
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
 
-        async def one() -> float | str:
+        async def one(k: int) -> float | str:
             start = time.monotonic()
+            body: dict[str, Any] = {"data": []}
+            if sessions:
+                body["session_hash"] = sessions[k % len(sessions)]
             try:
-                answer = await http.post(
-                    base + f"gradio_api/{route}/leaderboard", json={"data": []}
-                )
+                if route == "json":
+                    answer = await http.get(base + "api/leaderboard.json")
+                else:
+                    answer = await http.post(base + f"gradio_api/{route}/leaderboard", json=body)
                 answer.raise_for_status()
-                if route == "run":
+                if route == "json":
+                    outputs = [answer.json()]
+                elif route == "run":
                     outputs = answer.json()["data"]
                 else:
                     event = answer.json()["event_id"]
@@ -181,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wave-every", type=float, default=10.0, help="seconds between waves")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds for everything")
     parser.add_argument("--p95-limit", type=float, default=1.0)
-    parser.add_argument("--reader", choices=("run", "call", "client"), default="run",
-                        help="reads over Gradio's HTTP API from one event loop (run: one POST; "
+    parser.add_argument("--reader", choices=("run", "json", "call", "client"), default="run",
+                        help="reads from one event loop (run: one POST to Gradio's API; json: "
+                        "GET /api/leaderboard.json; "
                         "call: POST then event stream), or with gradio_client from threads "
                         "(heavy: ~50 ms CPU per read here)")  # fmt: skip
     parser.add_argument("--anonymous", action="store_true",
@@ -251,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 - the reason is reported
                 return "refused", str(exc), time.monotonic() - start
 
+        wave_ends: list[int] = []  # len(reads) after each HTTP wave
+
         def wave(wait: bool) -> None:
             """`args.reads` concurrent reads."""
             if wait:
@@ -269,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                         reads.append((result, during))
                     else:
                         read_errors.append(result)
+            wave_ends.append(len(reads))
 
         def do_read(k: int, during: bool) -> None:
             start = time.monotonic()
@@ -345,6 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     unexplained = [m for _, m in refused if "rejected" not in m and "limit" not in m]
     all_lat = [lat for lat, _ in reads]
     busy_lat = [lat for lat, during in reads if during]
+    bounds = [0, *wave_ends]
+    per_wave = [
+        round(_pct([lat for lat, _ in reads[a:b]], 95), 3)
+        for a, b in zip(bounds, bounds[1:], strict=False)
+    ]
     figures = {
         "submissions": len(jobs),
         "accepted": len(accepted),
@@ -376,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         "upload_phase_s": round(upload_s, 1),
         "until_all_final_s": round(scoring_s, 1),
         "idle_wave_latency_s": {"p50": _pct(idle_lat, 50), "p95": _pct(idle_lat, 95)},
+        "p95_per_wave_s": per_wave,
         "server_cpu_ms_per_read_idle": round(cpu_per_read_ms, 1),
         "client_cpu_ms_per_read_idle": round(client_per_read_ms, 1),
         "load_average_1min": [round(load_start, 1), round(os.getloadavg()[0], 1)],
@@ -408,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"  while scoring  p50 {busy['p50']:.3f} s  p95 {busy['p95']:.3f} s  "
           f"max {busy['max']:.3f} s  (n={busy['n']})")  # fmt: skip
+    if per_wave:
+        print("  p95 of each wave (the first one meets the uploads): "
+              + ", ".join(f"{v:.2f}" for v in per_wave) + " s")  # fmt: skip
     print(f"server peak RSS {figures['server_peak_rss_mib']} MiB; boot {boot_s:.1f} s, uploads "
           f"{upload_s:.1f} s, all final after {scoring_s:.1f} s")  # fmt: skip
     print(f"idle worker, {args.reads} concurrent reads: p50 {_pct(idle_lat, 50):.3f} s, p95 "

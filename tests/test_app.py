@@ -40,18 +40,20 @@ def server(tmp_path_factory, tiny_benchmark):
     (settings.home / "secret.txt").write_text("not for the web")
     demo = app.build_app(settings)
     port = free_port()
-    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True, **_safe_kwargs(settings))
+    demo.launch(
+        prevent_thread_lock=True, server_port=port, quiet=True, **_safe_kwargs(settings, demo)
+    )
     url = f"http://127.0.0.1:{port}/"
     wait_until_serving(url)
     yield url, settings
     demo.close()
 
 
-def _safe_kwargs(settings: Settings) -> dict:
+def _safe_kwargs(settings: Settings, demo=None) -> dict:
     import app
 
-    kw = app.launch_kwargs(settings)
-    return {k: kw[k] for k in ("blocked_paths", "max_file_size", "show_error")}
+    kw = app.launch_kwargs(settings, demo)
+    return {k: kw[k] for k in ("blocked_paths", "max_file_size", "show_error", "app_kwargs")}
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +143,13 @@ def test_named_endpoint_is_listed(client):
     assert "/reconstruct" in api["named_endpoints"]
     params = [p["parameter_name"] for p in api["named_endpoints"]["/reconstruct"]["parameters"]]
     assert len(params) == 2
+
+
+def test_the_app_serves_the_leaderboard_as_plain_json(server, client):
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(server[0] + "api/leaderboard.json", timeout=10) as response:
+        assert response.status == 200
+        records = json.loads(response.read())
+    assert records == client.predict(api_name="/leaderboard")

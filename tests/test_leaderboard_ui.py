@@ -16,6 +16,7 @@ import pytest
 from leaderboard_fakes import make_service, scores_for, write_fake_archive
 
 from leaderboard.figures import ecdf_figure, per_class_figure
+from leaderboard.http import LEADERBOARD_JSON, leaderboard_routes
 from leaderboard.service import LeaderboardService
 from leaderboard.ui import add_leaderboard_tabs
 
@@ -43,7 +44,9 @@ def launched(tmp_path: Path) -> Iterator[tuple[LeaderboardService, str, list[str
     service.start_worker()
     demo = _build(service)
     port = _free_port()
-    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    routes = leaderboard_routes(service)
+    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True,
+                app_kwargs={"routes": routes})  # fmt: skip
     try:
         yield service, f"http://127.0.0.1:{port}/", ids
     finally:
@@ -179,6 +182,9 @@ def test_api_submit_poll_and_table_with_a_launched_server(launched) -> None:
     records = client.predict(api_name="/leaderboard")
     assert [r["Method"] for r in records] == ["API net"]
     assert records[0]["F@1% ↑"] == pytest.approx(0.7) and records[0]["Tier"] == 1
+    with urllib.request.urlopen(base + LEADERBOARD_JSON.lstrip("/"), timeout=10) as response:
+        assert response.headers["Content-Type"] == "application/json"
+        assert json.loads(response.read()) == records  # the plain route: the same records
 
     # Errors reach the client with the service's reason.
     with pytest.raises(Exception, match="already submitted as submission"):
