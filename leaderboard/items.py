@@ -1,0 +1,363 @@
+"""Item formats of a submission: recognising a file by its content and decoding it.
+
+`decode_item(data, ext)` turns one file's bytes into an `ItemData` (a voxel grid, points or a
+mesh) and checks it against the per-item limits, or raises `ItemError` with a message a
+researcher can act on. Formats (`ITEM_FORMATS`): `.npy` / `.npz` voxel grid (R, R, R) or
+points (N, 3) (an item `.npz` holds one array, or `vertices` + `faces` for a mesh),
+`.binvox` grid, `.ply` points or mesh, `.xyz` points, `.obj` / `.off` / `.glb` meshes; `sniff`
+names the format of bytes whatever their file name. `.npy` data are loaded with
+`allow_pickle=False` after checking the header's dtype and shape against the bytes present.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from leaderboard.containers import DEFAULT_LIMITS, ArchiveLimits, _ZipContainer
+from leaderboard.validation import ItemData, ItemError, ItemLimits, SubmissionError, check_item
+from svr.io import read_binvox_bytes
+
+__all__ = ["ITEM_FORMATS", "ItemFormat", "decode_item", "sniff"]
+
+logger = logging.getLogger(__name__)
+
+# ----------------------------------------------------------------------------- sniffing
+
+_DESCRIBE = {
+    "zip": "a zip archive (.zip / .npz)",
+    "gzip": "gzip-compressed data (.gz)",
+    "tar": "a tar archive",
+    "npy": "a NumPy .npy array",
+    "binvox": "a binvox voxel grid",
+    "ply": "a PLY file",
+    "glb": "a binary glTF (.glb)",
+    "off": "an OFF mesh",
+}
+_OFF_RE = re.compile(rb"\A\s*(ST)?C?N?4?n?OFF\b")
+
+
+def sniff(data: bytes) -> str | None:
+    """Recognise a format by its first bytes: one of the keys of `_DESCRIBE`, or None."""
+    if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "zip"
+    if data.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if data.startswith(b"\x93NUMPY"):
+        return "npy"
+    if data.startswith(b"#binvox"):
+        return "binvox"
+    if data.startswith((b"ply\n", b"ply\r\n")):
+        return "ply"
+    if data.startswith(b"glTF"):
+        return "glb"
+    if len(data) >= 262 and data[257:262] == b"ustar":
+        return "tar"
+    if _OFF_RE.match(data[:64]):
+        return "off"
+    return None
+
+
+# ----------------------------------------------------------------------------- item formats
+
+
+def _load_npy(data: bytes, what: str = ".npy file", allow_text: bool = False) -> np.ndarray:
+    """Parse .npy bytes: header checked against the data size first, then np.load with
+    allow_pickle=False. Object (pickled) arrays are refused."""
+    fp = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}; save with np.save")
+    except ValueError as exc:
+        raise ItemError(f"unreadable {what}: {exc}") from None
+    if dtype.hasobject:
+        raise ItemError(
+            f"the {what} holds Python objects (a pickle), which are refused for safety; "
+            "save a numeric array, e.g. np.save(path, np.asarray(x, dtype=np.float32))"
+        )
+    if dtype.fields is not None or dtype.kind not in ("biuf" + ("US" if allow_text else "")):
+        raise ItemError(f"the {what} has dtype {dtype}; use bool, integer or float")
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    needed = count * dtype.itemsize
+    available = len(data) - fp.tell()
+    if needed > available:
+        raise ItemError(
+            f"truncated {what}: its header promises shape {shape} {dtype} ({needed:,} bytes) "
+            f"but only {available:,} bytes of data follow"
+        )
+    fp.seek(0)
+    try:
+        return np.load(fp, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ItemError(f"unreadable {what}: {exc}") from None
+
+
+def _npz_arrays(
+    data: bytes, limits: ArchiveLimits, allow_text: bool = False
+) -> dict[str, np.ndarray]:
+    """Arrays of an in-memory .npz, read through the same zip-bomb protections."""
+    nested = ArchiveLimits(
+        max_total_bytes=limits.max_entry_bytes,
+        max_entry_bytes=limits.max_entry_bytes,
+        max_entries=limits.max_npz_members,
+        max_ratio=limits.max_ratio,
+        ratio_min_bytes=limits.ratio_min_bytes,
+        items=limits.items,
+    )
+    try:
+        container = _ZipContainer(io.BytesIO(data), nested, "the .npz file")
+    except SubmissionError as exc:
+        raise ItemError(f"{exc.reason}: {'; '.join(exc.details)}") from None
+    try:
+        arrays = {}
+        for member in container.members:
+            if not member.name.endswith(".npy"):
+                raise ItemError(f"the .npz file holds a non-array member {member.name!r}")
+            try:
+                raw = container.read(member)
+            except SubmissionError as exc:
+                raise ItemError(f"{exc.reason}: {'; '.join(exc.details)}") from None
+            key = member.name[: -len(".npy")]
+            arrays[key] = _load_npy(raw, f"array {key!r} of the .npz file", allow_text)
+        return arrays
+    finally:
+        container.close()
+
+
+def _array_item(array: np.ndarray) -> ItemData:
+    if array.ndim == 3:
+        return ItemData("voxels", grid=array)
+    if array.ndim == 2:
+        return ItemData("points", points=array)
+    raise ItemError(
+        f"array of shape {array.shape} is neither a voxel grid (R, R, R) nor points (N, 3)"
+    )
+
+
+def _read_npy_item(data: bytes, limits: ArchiveLimits) -> ItemData:
+    return _array_item(_load_npy(data))
+
+
+_NPZ_ARRAY_KEYS = ("voxels", "occupancy", "grid", "points")
+
+
+def _read_npz_item(data: bytes, limits: ArchiveLimits) -> ItemData:
+    arrays = _npz_arrays(data, limits)
+    if {"vertices", "faces"} <= set(arrays) and len(arrays) == 2:
+        return ItemData("mesh", vertices=arrays["vertices"], faces=arrays["faces"])
+    if len(arrays) == 1:
+        return _array_item(next(iter(arrays.values())))
+    named = [k for k in _NPZ_ARRAY_KEYS if k in arrays]
+    if len(named) == 1:
+        return _array_item(arrays[named[0]])
+    raise ItemError(
+        f"the .npz file holds arrays {sorted(arrays)}; store exactly one array (a grid or "
+        "points), or 'vertices' and 'faces' for a mesh"
+    )
+
+
+def _check_grid_dims(dims: tuple[int, ...], limits: ItemLimits) -> None:
+    if len(dims) != 3 or len(set(dims)) != 1:
+        raise ItemError(f"voxel grid is not cubic: dimensions {dims}")
+    if not limits.min_resolution <= dims[0] <= limits.max_resolution:
+        raise ItemError(
+            f"voxel grid resolution {dims[0]} is outside the allowed range "
+            f"{limits.min_resolution}..{limits.max_resolution}"
+        )
+
+
+def _read_binvox_item(data: bytes, limits: ArchiveLimits) -> ItemData:
+    # Check the header's dimensions before decoding (a small file can expand enormously).
+    for line in data[:1024].split(b"\n")[1:]:
+        line = line.strip()
+        if line.startswith(b"dim"):
+            try:
+                dims = tuple(int(v) for v in line.split()[1:])
+            except ValueError:
+                raise ItemError(f"unreadable binvox header line {line[:40]!r}") from None
+            _check_grid_dims(dims, limits.items)
+            break
+        if line.startswith(b"data"):
+            break
+    try:
+        grid = read_binvox_bytes(data, "binvox")
+    except ValueError as exc:
+        raise ItemError(f"unreadable binvox file: {exc}") from None
+    return ItemData("voxels", grid=grid)
+
+
+def _ply_header_counts(data: bytes) -> dict[str, int]:
+    end = data.find(b"end_header", 0, 65536)
+    if end < 0:
+        raise ItemError("unreadable .ply file: no 'end_header' in the first 64 KiB")
+    counts = {}
+    for line in data[:end].decode("ascii", "replace").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "element" and parts[2].isdigit():
+            counts[parts[1]] = int(parts[2])
+    return counts
+
+
+def _precheck_counts(n_vertices: int, n_faces: int, limits: ItemLimits) -> None:
+    if n_faces > limits.max_faces:
+        raise ItemError(
+            f"mesh has {n_faces:,} faces; at most {limits.max_faces:,} allowed (decimate it)"
+        )
+    if n_faces == 0 and n_vertices > limits.max_points:
+        raise ItemError(
+            f"point cloud has {n_vertices:,} points; at most {limits.max_points:,} allowed "
+            "(subsample it, e.g. uniformly at random)"
+        )
+    if n_vertices > limits.max_vertices:
+        raise ItemError(
+            f"mesh has {n_vertices:,} vertices; at most {limits.max_vertices:,} allowed"
+        )
+
+
+def _trimesh_item(data: bytes, file_type: str) -> ItemData:
+    import trimesh
+
+    try:
+        loaded = trimesh.load(io.BytesIO(data), file_type=file_type, process=False)
+    except Exception as exc:  # trimesh raises many types for corrupt input
+        raise ItemError(f"unreadable .{file_type} file: {type(exc).__name__}: {exc}") from None
+    if isinstance(loaded, trimesh.Scene):
+        geometries = list(loaded.geometry.values())
+        if geometries and all(isinstance(g, trimesh.PointCloud) for g in geometries):
+            loaded = trimesh.PointCloud(np.concatenate([g.vertices for g in geometries]))
+        elif not geometries:
+            return ItemData("mesh", vertices=np.zeros((0, 3)), faces=np.zeros((0, 3), np.int64))
+        else:
+            loaded = loaded.to_mesh()
+    if isinstance(loaded, trimesh.PointCloud):
+        return ItemData("points", points=np.asarray(loaded.vertices))
+    if isinstance(loaded, trimesh.Trimesh):
+        return ItemData(
+            "mesh", vertices=np.asarray(loaded.vertices), faces=np.asarray(loaded.faces)
+        )
+    raise ItemError(f"the .{file_type} file holds no mesh or point cloud ({type(loaded).__name__})")
+
+
+def _read_ply_item(data: bytes, limits: ArchiveLimits) -> ItemData:
+    counts = _ply_header_counts(data)
+    _precheck_counts(counts.get("vertex", 0), counts.get("face", 0), limits.items)
+    return _trimesh_item(data, "ply")
+
+
+def _as_text(data: bytes, ext: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ItemError(f"named .{ext} but the content is not text") from None
+
+
+def _read_obj_item(data: bytes, limits: ArchiveLimits) -> ItemData:
+    _as_text(data, "obj")
+    lines = data.split(b"\n")
+    n_v = sum(1 for line in lines if line.startswith(b"v "))
+    n_f = sum(1 for line in lines if line.startswith(b"f "))
+    _precheck_counts(n_v, n_f, limits.items)
+    return _trimesh_item(data, "obj")
+
+
+def _read_off_item(data: bytes, limits: ArchiveLimits) -> ItemData:
+    tokens = []
+    for line in data[:4096].split(b"\n"):
+        line = line.split(b"#", 1)[0].strip()
+        tokens += line.split()
+        if len(tokens) >= 3:
+            break
+    header = tokens[0]
+    numbers = tokens[1:3] if header.endswith(b"OFF") and len(tokens) >= 3 else []
+    try:
+        n_v, n_f = (int(numbers[0]), int(numbers[1])) if numbers else (0, 0)
+    except ValueError:
+        raise ItemError(
+            "unreadable .off header: expected 'OFF' then vertex and face counts"
+        ) from None
+    _precheck_counts(n_v, n_f, limits.items)
+    return _trimesh_item(data, "off")
+
+
+def _read_glb_item(data: bytes, limits: ArchiveLimits) -> ItemData:
+    return _trimesh_item(data, "glb")
+
+
+def _read_xyz_item(data: bytes, limits: ArchiveLimits) -> ItemData:
+    text = _as_text(data, "xyz")
+    rows = [
+        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    if len(rows) > limits.items.max_points:
+        raise ItemError(
+            f"point cloud has {len(rows):,} points; at most {limits.items.max_points:,} allowed "
+            "(subsample it, e.g. uniformly at random)"
+        )
+    if not rows:
+        return ItemData("points", points=np.zeros((0, 3)))
+    try:
+        values = np.loadtxt(io.StringIO("\n".join(rows).replace(",", " ")), ndmin=2)
+    except ValueError as exc:
+        raise ItemError(f"unreadable .xyz file: {exc}") from None
+    if values.shape[1] < 3:
+        raise ItemError(f".xyz rows need 3 numbers (x y z), got {values.shape[1]}")
+    return ItemData("points", points=values[:, :3])
+
+
+@dataclass(frozen=True)
+class ItemFormat:
+    """One item file format: the content kind `sniff` must report (None: text, no magic)
+    and the reader turning bytes into an `ItemData`."""
+
+    magic: str | None
+    reader: Callable[[bytes, ArchiveLimits], ItemData]
+
+
+ITEM_FORMATS: dict[str, ItemFormat] = {
+    "npy": ItemFormat("npy", _read_npy_item),
+    "npz": ItemFormat("zip", _read_npz_item),
+    "binvox": ItemFormat("binvox", _read_binvox_item),
+    "ply": ItemFormat("ply", _read_ply_item),
+    "xyz": ItemFormat(None, _read_xyz_item),
+    "obj": ItemFormat(None, _read_obj_item),
+    "off": ItemFormat("off", _read_off_item),
+    "glb": ItemFormat("glb", _read_glb_item),
+}
+
+
+def decode_item(data: bytes, ext: str, limits: ArchiveLimits = DEFAULT_LIMITS) -> ItemData:
+    """Decode and check one item file's bytes; `ext` without the dot. ItemError if invalid."""
+    ext = ext.lower()
+    fmt = ITEM_FORMATS.get(ext)
+    if fmt is None:
+        raise ItemError(
+            f"unsupported file type '.{ext}'; use one of "
+            + ", ".join(f".{e}" for e in ITEM_FORMATS)
+        )
+    found = sniff(data[:512])
+    if fmt.magic is None and found is not None:
+        raise ItemError(f"named .{ext} but the content is {_DESCRIBE[found]}")
+    if fmt.magic is not None and found != fmt.magic:
+        what = _DESCRIBE[found] if found else "not recognised"
+        raise ItemError(
+            f"named .{ext} but the content is {what} (expected {_DESCRIBE[fmt.magic]}); "
+            "rename the file or convert it"
+        )
+    try:
+        item = fmt.reader(data, limits)
+    except ItemError:
+        raise
+    except Exception as exc:  # a parser choking on hostile bytes must not crash the scorer
+        logger.debug("reader of .%s failed", ext, exc_info=True)
+        raise ItemError(f"unreadable .{ext} file: {type(exc).__name__}: {exc}") from None
+    return check_item(item, limits.items)
