@@ -21,7 +21,7 @@ from torch import nn
 
 from svr.data.dataset import Batch
 from svr.models.base import ReconstructionModel
-from svr.models.encoder import ImageEncoder
+from svr.models.encoder import EncoderConfig, ImageEncoder
 from svr.types import Prediction
 
 __all__ = ["AtlasConfig", "AtlasDecoder", "AtlasNet", "chamfer_loss", "grid_faces"]
@@ -54,21 +54,15 @@ def grid_faces(n: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class AtlasConfig:
+class AtlasConfig(EncoderConfig):
     """AtlasNet: n_patches patches, MLP width hidden, grid_size^2 vertices per patch at output."""
 
     n_patches: int = 10
     hidden: int = 128
     points_per_step: int = 1200
     grid_size: int = 16
-    image_size: int = 64
-    channels: tuple[int, ...] = (16, 32, 64, 128)
-    code_dim: int = 256
-    seed: int = 0
     epochs: int = 4
     batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.0
 
 
 class AtlasDecoder(nn.Module):

@@ -36,7 +36,7 @@ from svr.classes import CLASS_NAMES
 from svr.data.dataset import Batch, TrainingData, pack_grids, unpack_grids
 from svr.geometry import grid_to_mesh
 from svr.models.base import ReconstructionModel
-from svr.models.encoder import ImageEncoder
+from svr.models.encoder import EncoderConfig, ImageEncoder
 from svr.types import Prediction
 
 __all__ = ["ClusteringConfig", "Clustering", "kmeans", "best_threshold", "member_mean_shape"]
@@ -219,7 +219,7 @@ def cluster_shapes(
 
 
 @dataclass(frozen=True)
-class ClusteringConfig:
+class ClusteringConfig(EncoderConfig):
     """Clustering baseline. n_clusters K (clamped to the training targets); mean shapes at
     output_resolution (32 or 128) from up to members_per_cluster members each."""
 
@@ -227,13 +227,6 @@ class ClusteringConfig:
     kmeans_iterations: int = 30
     output_resolution: int = 128
     members_per_cluster: int = 32
-    image_size: int = 64
-    channels: tuple[int, ...] = (16, 32, 64, 128)
-    code_dim: int = 256
-    seed: int = 0
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
     weight_decay: float = 1e-4
 
 

@@ -10,10 +10,28 @@ parameters and about 6 M multiply-adds per 64x64 image, sized for training on tw
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-__all__ = ["ResidualBlock", "ImageEncoder"]
+__all__ = ["EncoderConfig", "ResidualBlock", "ImageEncoder"]
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Fields of every method with an image encoder: input size (pixels), encoder widths and
+    code size, seed, and training (epochs, batch size, Adam lr, weight decay). A method's config
+    subclasses it, adds its own fields and redeclares a field to change its default."""
+
+    image_size: int = 64
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    code_dim: int = 256
+    seed: int = 0
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
 
 
 class ResidualBlock(nn.Module):

@@ -23,7 +23,7 @@ from torch import nn
 from svr.data.dataset import Batch
 from svr.geometry import voxel_centers
 from svr.models.base import ReconstructionModel, grid_prediction
-from svr.models.encoder import ImageEncoder
+from svr.models.encoder import EncoderConfig, ImageEncoder
 from svr.types import Prediction
 
 __all__ = ["OccupancyConfig", "OccupancyDecoder", "OccupancyNet", "grid_points"]
@@ -36,7 +36,7 @@ def grid_points(resolution: int) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class OccupancyConfig:
+class OccupancyConfig(EncoderConfig):
     """Occupancy network: MLP width / depth, points per step, extraction resolution (32 or 64)."""
 
     hidden: int = 128
@@ -45,14 +45,7 @@ class OccupancyConfig:
     occ_per_step: int = 512
     resolution: int = 64
     threshold: float = 0.5
-    image_size: int = 64
-    channels: tuple[int, ...] = (16, 32, 64, 128)
-    code_dim: int = 256
-    seed: int = 0
     epochs: int = 6
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
 
 
 class OccupancyDecoder(nn.Module):

@@ -29,7 +29,7 @@ from svr.data.dataset import Batch, TrainingData, load_grids, unpack_grids
 from svr.geometry import grid_to_mesh
 from svr.models.base import ReconstructionModel
 from svr.models.clustering import cluster_shapes
-from svr.models.encoder import ImageEncoder
+from svr.models.encoder import EncoderConfig, ImageEncoder
 from svr.models.retrieval import pairwise_iou
 from svr.types import Prediction
 
@@ -120,18 +120,13 @@ class OracleNN(ReconstructionModel):
 
 
 @dataclass(frozen=True)
-class MeanShapeConfig:
+class MeanShapeConfig(EncoderConfig):
     """Class prior: classifier + per-class mean shapes at output_resolution (32 or 128)."""
 
     output_resolution: int = 128
     members_per_class: int = 64
-    image_size: int = 64
-    channels: tuple[int, ...] = (16, 32, 64, 128)
     code_dim: int = 128
-    seed: int = 0
     epochs: int = 6
-    batch_size: int = 64
-    lr: float = 1e-3
     weight_decay: float = 1e-4
 
 

@@ -35,7 +35,7 @@ from torch import nn
 from svr.data.dataset import Batch, TrainingData, unpack_grids
 from svr.geometry import grid_to_mesh
 from svr.models.base import ReconstructionModel
-from svr.models.encoder import ImageEncoder
+from svr.models.encoder import EncoderConfig, ImageEncoder
 from svr.types import Prediction
 
 __all__ = [
@@ -193,7 +193,7 @@ def sammon(
 
 
 @dataclass(frozen=True)
-class RetrievalConfig:
+class RetrievalConfig(EncoderConfig):
     """Retrieval baseline: embedding_dim of the Sammon embedding, database size cap;
     extend_to_all: also train on images of targets outside the database (see the module)."""
 
@@ -202,13 +202,6 @@ class RetrievalConfig:
     extend_to_all: bool = True
     sammon_iterations: int = 100
     sammon_lr: float = 0.01
-    image_size: int = 64
-    channels: tuple[int, ...] = (16, 32, 64, 128)
-    code_dim: int = 256
-    seed: int = 0
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
     weight_decay: float = 1e-4
 
 

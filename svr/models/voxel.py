@@ -17,24 +17,18 @@ from torch import nn
 
 from svr.data.dataset import Batch
 from svr.models.base import ReconstructionModel, grid_prediction
-from svr.models.encoder import ImageEncoder
+from svr.models.encoder import EncoderConfig, ImageEncoder
 from svr.types import Prediction
 
 __all__ = ["VoxelConfig", "VoxelDecoder", "VoxelNet"]
 
 
 @dataclass(frozen=True)
-class VoxelConfig:
+class VoxelConfig(EncoderConfig):
     """Voxel decoder widths: decoder_channels for the 4^3, 8^3 and 16^3 volumes."""
 
     decoder_channels: tuple[int, ...] = (32, 16, 8)
     threshold: float = 0.5
-    image_size: int = 64
-    channels: tuple[int, ...] = (16, 32, 64, 128)
-    code_dim: int = 256
-    seed: int = 0
-    epochs: int = 10
-    batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-5
 
