@@ -1,8 +1,8 @@
 """Helpers shared by the app tests (test_inference, test_app, test_browser): tiny weights
 made from the tiny benchmark with the models' own `prepare` + `save_pretrained` (networks
-untrained: the recognition baselines still answer with real training shapes), a free port,
-waiting for a server, and `python app.py` started in a subprocess (also used by
-benchmarks/load_leaderboard.py)."""
+untrained: the recognition baselines still answer with real training shapes), the test app's
+settings and an in-process launch, a free port, waiting for a server, and `python app.py`
+started in a subprocess (also used by benchmarks/load_leaderboard.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,6 +56,37 @@ def shared_tiny_weights(tmp_path_factory, benchmark_dir: Path) -> Path:
         make_tiny_weights(benchmark_dir, out)
         done.write_text("ok")
     return out
+
+
+def tiny_app_settings(root: Path, benchmark_dir: Path, weights: Path) -> Any:
+    """Settings of an app under `root` on the tiny benchmark with tiny weights, no background
+    preparation (SVR_PREPARE=0)."""
+    from svr.settings import Settings
+
+    return Settings.from_env(
+        {
+            "SVR_HOME": str(root / "home"),
+            "SVR_BENCHMARK": str(benchmark_dir),
+            "SVR_MODELS": str(weights),
+            "SVR_PREPARE": "0",
+            "SVR_TMP": str(root / "sessions"),
+            "SVR_EXAMPLES": str(root / "examples"),
+        }
+    )
+
+
+def launch_in_process(demo: Any, settings: Any) -> str:
+    """Launch `demo` (from `app.build_app(settings)`) in this process on a free loopback port
+    with the app's own launch arguments (blocked paths, upload cap, plain HTTP routes); wait
+    until it serves and return its URL."""
+    import app
+
+    kwargs = app.launch_kwargs(settings, demo)
+    kwargs.update(server_name="127.0.0.1", server_port=free_port())
+    demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
+    url = f"http://127.0.0.1:{kwargs['server_port']}/"
+    wait_until_serving(url)
+    return url
 
 
 def free_port() -> int:

@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
-from app_helpers import free_port, shared_tiny_weights, wait_until_serving
+from app_helpers import launch_in_process, shared_tiny_weights, tiny_app_settings
 from PIL import Image
 
 from svr.data.layout import Benchmark
-from svr.settings import Settings
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -26,34 +25,12 @@ def server(tmp_path_factory, tiny_benchmark):
 
     weights = shared_tiny_weights(tmp_path_factory, tiny_benchmark)
     root = tmp_path_factory.mktemp("app")
-    settings = Settings.from_env(
-        {
-            "SVR_HOME": str(root / "home"),
-            "SVR_BENCHMARK": str(tiny_benchmark),
-            "SVR_MODELS": str(weights),
-            "SVR_PREPARE": "0",
-            "SVR_TMP": str(root / "sessions"),
-            "SVR_EXAMPLES": str(root / "examples"),
-        }
-    )
+    settings = tiny_app_settings(root, tiny_benchmark, weights)
     settings.home.mkdir(parents=True)
     (settings.home / "secret.txt").write_text("not for the web")
     demo = app.build_app(settings)
-    port = free_port()
-    demo.launch(
-        prevent_thread_lock=True, server_port=port, quiet=True, **_safe_kwargs(settings, demo)
-    )
-    url = f"http://127.0.0.1:{port}/"
-    wait_until_serving(url)
-    yield url, settings
+    yield launch_in_process(demo, settings), settings
     demo.close()
-
-
-def _safe_kwargs(settings: Settings, demo=None) -> dict:
-    import app
-
-    kw = app.launch_kwargs(settings, demo)
-    return {k: kw[k] for k in ("blocked_paths", "max_file_size", "show_error", "app_kwargs")}
 
 
 @pytest.fixture(scope="module")

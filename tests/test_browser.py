@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from app_helpers import free_port, shared_tiny_weights, wait_until_serving
+from app_helpers import launch_in_process, shared_tiny_weights, tiny_app_settings
 
 from svr.data.layout import Benchmark
-from svr.settings import REPO_ROOT, Settings
+from svr.settings import REPO_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -57,22 +57,9 @@ def app_url(tmp_path_factory, tiny_benchmark):
 
     weights = shared_tiny_weights(tmp_path_factory, tiny_benchmark)
     root = tmp_path_factory.mktemp("browser_app")
-    settings = Settings.from_env(
-        {
-            "SVR_HOME": str(root / "home"),
-            "SVR_BENCHMARK": str(tiny_benchmark),
-            "SVR_MODELS": str(weights),
-            "SVR_PREPARE": "0",
-            "SVR_TMP": str(root / "sessions"),
-            "SVR_EXAMPLES": str(root / "examples"),
-        }
-    )
+    settings = tiny_app_settings(root, tiny_benchmark, weights)
     demo = app.build_app(settings)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True, show_error=True)
-    url = f"http://127.0.0.1:{port}/"
-    wait_until_serving(url)
-    yield url
+    yield launch_in_process(demo, settings)
     demo.close()
 
 
