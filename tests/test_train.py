@@ -166,23 +166,20 @@ def test_predict_refuses_a_non_zip_target(trained, tiny_benchmark, tmp_path, cap
     assert code == 2 and ".zip" in capsys.readouterr().err
 
 
+def _reconstruct_clustering(trained, image, out) -> int:
+    """Exit code of `python -m svr.reconstruct` with the tiny clustering model."""
+    weights = str(trained["clustering"])
+    return reconstruct.main(
+        ["--model", "clustering", "--weights", weights, str(image), "--out", str(out)]
+    )
+
+
 @pytest.mark.parametrize("fmt", ["glb", "obj"])
 def test_reconstruct_cli_writes_a_loadable_mesh(fmt, trained, tiny_benchmark, tmp_path):
     bench = Benchmark(tiny_benchmark)
     image = bench.image_path(bench.items("test")[0])
     out = tmp_path / f"shape.{fmt}"
-    code = reconstruct.main(
-        [
-            "--model",
-            "clustering",
-            "--weights",
-            str(trained["clustering"]),
-            str(image),
-            "--out",
-            str(out),
-        ]
-    )
-    assert code == 0
+    assert _reconstruct_clustering(trained, image, out) == 0
     mesh = trimesh.load(out, force="mesh")
     assert len(mesh.faces) > 0 and np.abs(mesh.vertices).max() <= 0.5 + 1e-6
 
@@ -191,52 +188,13 @@ def test_reconstruct_cli_accepts_rgb_and_rejects_bad_input(trained, tmp_path, ca
     rgb = tmp_path / "photo.jpg"
     Image.fromarray(np.full((40, 50, 3), 128, np.uint8)).save(rgb)
     ply = tmp_path / "o.ply"
-    assert (
-        reconstruct.main(
-            [
-                "--model",
-                "clustering",
-                "--weights",
-                str(trained["clustering"]),
-                str(rgb),
-                "--out",
-                str(ply),
-            ]
-        )
-        == 0
-    )
+    assert _reconstruct_clustering(trained, rgb, ply) == 0
     assert len(trimesh.load(ply, force="mesh").faces) > 0
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    assert (
-        reconstruct.main(
-            [
-                "--model",
-                "clustering",
-                "--weights",
-                str(trained["clustering"]),
-                str(bad),
-                "--out",
-                str(tmp_path / "o.obj"),
-            ]
-        )
-        == 2
-    )
+    assert _reconstruct_clustering(trained, bad, tmp_path / "o.obj") == 2
     assert "cannot read" in capsys.readouterr().err
-    assert (
-        reconstruct.main(
-            [
-                "--model",
-                "clustering",
-                "--weights",
-                str(trained["clustering"]),
-                str(rgb),
-                "--out",
-                str(tmp_path / "o.stl"),
-            ]
-        )
-        == 2
-    )
+    assert _reconstruct_clustering(trained, rgb, tmp_path / "o.stl") == 2
     assert (
         reconstruct.main(["--model", "oracle_nn", str(rgb), "--out", str(tmp_path / "o.obj")]) == 2
     )
