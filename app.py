@@ -70,7 +70,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     settings = settings or Settings.from_env()
     service, why_not = _leaderboard_service(settings)
     preparation = None
-    worker_now = service is not None and benchmark_ready(settings.benchmark_dir)
+    worker_now = service is not None and benchmark_ready(settings.benchmark_dir, settings)
     if settings.prepare:
         steps = [benchmark_step(settings)]
         if service is not None:
@@ -107,7 +107,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     if (
         service is not None
         and hasattr(service, "start_worker")
-        and benchmark_ready(settings.benchmark_dir)
+        and benchmark_ready(settings.benchmark_dir, settings)
     ):
         service.start_worker()
     elif service is not None and preparation is not None:

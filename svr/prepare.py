@@ -144,29 +144,65 @@ class Preparation:
                 logger.exception("preparation listener failed")
 
 
-def benchmark_ready(benchmark_dir: str | Path) -> bool:
-    """True when `benchmark_dir` holds a built benchmark (its benchmark.json exists)."""
-    return (Path(benchmark_dir) / "benchmark.json").is_file()
+def benchmark_ready(benchmark_dir: str | Path, settings: Settings | None = None) -> bool:
+    """True when `benchmark_dir` holds a built benchmark (its benchmark.json exists) and,
+    given `settings` with a test secret, its test split was built from that secret."""
+    meta_path = Path(benchmark_dir) / "benchmark.json"
+    if not meta_path.is_file():
+        return False
+    return settings is None or not _needs_rebuild(meta_path, settings)
+
+
+def _needs_rebuild(meta_path: Path, settings: Settings) -> bool:
+    """A procedural benchmark whose test split does not come from the configured secret
+    (built public, or from another, rotated secret) is rebuilt."""
+    if settings.test_secret is None:
+        return False
+    from svr.data.layout import BenchmarkMeta
+
+    try:
+        meta = BenchmarkMeta.from_json(meta_path.read_text())
+    except (OSError, ValueError, TypeError):
+        return False  # unreadable: leave it to the readers' own errors
+    if meta.source != "procedural":
+        logger.warning(
+            "SVR_TEST_SECRET is set but the benchmark is imported (%s): its test split is kept",
+            meta.source,
+        )
+        return False
+    return meta.test_split != "secret" or meta.test_fingerprint != settings.test_secret.fingerprint
 
 
 def benchmark_step(settings: Settings) -> Step:
-    """Build the `settings.preset` benchmark into `settings.benchmark_dir` unless present."""
+    """Build the `settings.preset` benchmark into `settings.benchmark_dir` unless present; a
+    procedural benchmark whose test split was not built from SVR_TEST_SECRET is rebuilt (the
+    new build replaces the old one only when it is complete)."""
 
     def run(progress: Progress) -> object:
         from svr.data.build import build_benchmark
 
+        meta_path = Path(settings.benchmark_dir) / "benchmark.json"
+        rebuild = meta_path.is_file() and _needs_rebuild(meta_path, settings)
+        if rebuild:
+            logger.warning(
+                "the benchmark in %s was not built from the configured test secret "
+                "(fingerprint %s): rebuilding it",
+                settings.benchmark_dir,
+                settings.test_secret.fingerprint if settings.test_secret else "",
+            )
         return build_benchmark(
             out=settings.benchmark_dir,
             preset=settings.preset,
             seed=settings.seed,
             frame=settings.frame,
             workers=settings.build_workers,
-            overwrite=False,
+            overwrite=rebuild,
             progress=progress,
+            test_secret=settings.test_secret,
         )
 
     return Step(
-        name=f"build the '{settings.preset}' benchmark in {settings.benchmark_dir}",
+        name=f"build the '{settings.preset}' benchmark",
         run=run,
-        skip_if=lambda: benchmark_ready(settings.benchmark_dir),
+        skip_if=lambda: benchmark_ready(settings.benchmark_dir, settings),
     )

@@ -8,6 +8,7 @@
 | SVR_PRESET           | default                              | benchmark preset built on first start             |
 | SVR_SEED             | 0                                    | seed of the benchmark built on first start        |
 | SVR_FRAME            | object                               | frame of that benchmark (object or viewer)        |
+| SVR_TEST_SECRET      | (unset: public practice test split)  | maintainer's secret the test split is built from  |
 | SVR_BUILD_WORKERS    | CPU count - 1 (at least 1)           | processes used to build it                        |
 | SVR_PREPARE          | 1                                    | 0 disables background preparation (tests)         |
 | SVR_TMP              | <system temp>/svr-what3d-sessions    | per-session output files (deleted on unload)      |
@@ -28,8 +29,12 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from svr.data.secret import TestSecret
 
 __all__ = ["Settings", "REPO_ROOT"]
 
@@ -65,6 +70,19 @@ def env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -
     return value
 
 
+def _secret(env: Mapping[str, str]) -> TestSecret | None:
+    """SVR_TEST_SECRET as a `TestSecret` (None when unset or blank)."""
+    raw = env.get("SVR_TEST_SECRET", "")
+    if not raw.strip():
+        return None
+    from svr.data.secret import TestSecret
+
+    try:
+        return TestSecret.from_text(raw)
+    except ValueError as exc:
+        raise ValueError(f"SVR_TEST_SECRET: {exc}") from None
+
+
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
     raw = env.get(name)
     return Path(raw).expanduser().resolve() if raw else default
@@ -89,6 +107,7 @@ class Settings:
     max_upload_mb: int = 50
     server_name: str = "127.0.0.1"
     server_port: int = 7860
+    test_secret: TestSecret | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -117,4 +136,5 @@ class Settings:
             max_upload_mb=env_int(env, "SVR_MAX_UPLOAD_MB", 50, minimum=1),
             server_name=env.get("GRADIO_SERVER_NAME", "127.0.0.1") or "127.0.0.1",
             server_port=env_int(env, "GRADIO_SERVER_PORT", 7860, minimum=1),
+            test_secret=_secret(env),
         )

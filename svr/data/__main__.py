@@ -2,7 +2,8 @@
 
 ```
 python -m svr.data build --preset small|default|tiny --out DIR [--seed N] [--frame object|viewer]
-                         [--workers N] [--overwrite]
+                         [--workers N] [--overwrite] [--test-secret-file FILE]
+python -m svr.data secret --out FILE          # a new maintainer's test secret (mode 0600)
 python -m svr.data import {shapenet,r2n2,what3d} SRC --out DIR [--splits FILE] [--views N]
                          [--frame object|viewer] [--seed N] [--workers N] [--limit-per-class N]
                          [--overwrite]
@@ -25,7 +26,9 @@ log = logging.getLogger("svr.data")
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from svr.data.build import build_benchmark
+    from svr.data.secret import TestSecret
 
+    secret = None if args.test_secret_file is None else TestSecret.from_file(args.test_secret_file)
     meta = build_benchmark(
         args.out,
         preset=args.preset,
@@ -33,11 +36,25 @@ def _cmd_build(args: argparse.Namespace) -> int:
         frame=args.frame,
         workers=args.workers,
         overwrite=args.overwrite,
+        test_secret=secret,
     )
     total = sum(n for per_class in meta.counts.values() for n in per_class.values())
     print(
         f"built {meta.identifier} ({meta.preset}, {meta.frame} frame, {total} shapes, "
-        f"{meta.views_per_shape} views each) in {meta.extra.get('build_seconds')} s -> {args.out}"
+        f"{meta.views_per_shape} views each, {meta.test_split} test split) in "
+        f"{meta.extra.get('build_seconds')} s -> {args.out}"
+    )
+    return 0
+
+
+def _cmd_secret(args: argparse.Namespace) -> int:
+    from svr.data.secret import write_secret_file
+
+    secret = write_secret_file(args.out)
+    print(
+        f"wrote a new test secret to {args.out} (fingerprint {secret.fingerprint}); keep it out "
+        "of the repository, set it as the Space secret SVR_TEST_SECRET or pass "
+        "--test-secret-file to `build`"
     )
     return 0
 
@@ -113,7 +130,18 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--frame", choices=("object", "viewer"), default="object")
     b.add_argument("--workers", type=_positive, default=2)
     b.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    b.add_argument(
+        "--test-secret-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="generate the test split from this maintainer's secret (see `secret`)",
+    )
     b.set_defaults(handler=_cmd_build)
+
+    k = sub.add_parser("secret", help="write a new maintainer's test secret")
+    k.add_argument("--out", type=Path, required=True, help="file to create (never overwritten)")
+    k.set_defaults(handler=_cmd_secret)
 
     i = sub.add_parser("import", help="import ShapeNet, 3D-R2N2 or what3d data")
     i.add_argument("kind", choices=("shapenet", "r2n2", "what3d"))

@@ -55,6 +55,7 @@ from svr.data.layout import (
     write_ground_truth,
     write_meta,
 )
+from svr.data.secret import TestSecret
 
 __all__ = [
     "Preset",
@@ -138,12 +139,15 @@ def _get_preset(preset: str | Preset) -> Preset:
     return PRESETS[preset]
 
 
-def plan_shapes(preset: str | Preset, seed: int) -> list[ShapeTask]:
+def plan_shapes(
+    preset: str | Preset, seed: int, test_secret: TestSecret | None = None
+) -> list[ShapeTask]:
     """All shapes of a benchmark, in split, class, index order.
 
     Shape seed: `shape_seed(seed, "<split>/<class>/<index>")`; shape id: its 8 hex digits.
     In the (unlikely) event of an id collision within a class, the later shape re-derives
-    its seed from the key with a `#<n>` suffix, deterministically.
+    its seed from the key with a `#<n>` suffix, deterministically. With `test_secret`, test
+    shapes take their seed and id from the secret instead (see the module docstring).
     """
     p = _get_preset(preset)
     tasks: list[ShapeTask] = []
@@ -151,6 +155,15 @@ def plan_shapes(preset: str | Preset, seed: int) -> list[ShapeTask]:
     for split in SPLITS:
         for class_name in p.classes:
             for index in range(p.count(split)):
+                if split == "test" and test_secret is not None:
+                    s, attempt = test_secret.shape_seed(class_name, index), 0
+                    sid = test_secret.shape_id(class_name, index)
+                    while sid in used[class_name]:
+                        attempt += 1
+                        sid = test_secret.shape_id(class_name, index, attempt)
+                    used[class_name].add(sid)
+                    tasks.append(ShapeTask(split, class_name, index, sid, s))
+                    continue
                 key = f"{split}/{class_name}/{index}"
                 s, attempt = shape_seed(seed, key), 0
                 while f"{s:08x}" in used[class_name]:
@@ -385,6 +398,7 @@ def build_benchmark(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     generator: Callable[[str, int], Any] | None = None,
+    test_secret: TestSecret | None = None,
 ) -> BenchmarkMeta:
     """Build a procedural benchmark into `out` and return its metadata.
 
@@ -401,6 +415,8 @@ def build_benchmark(
             on stderr (when it is a terminal).
         generator: `generator(class_name, seed) -> ProceduralShape`, a picklable top-level
             function; default `svr.data.procedural.generate_shape`.
+        test_secret: the maintainer's secret; the test split is then generated from it and
+            cannot be rebuilt without it (None: a public, practice test split).
     """
     p = _get_preset(preset)
     if frame not in FRAMES:
@@ -411,15 +427,17 @@ def build_benchmark(
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     out = Path(out).expanduser().absolute()
     _check_out(out, overwrite)
-    tasks = plan_shapes(p, seed)
+    tasks = plan_shapes(p, seed, test_secret)
     total = len(tasks)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(out)
     needed = estimate_size(p, frame)
     _check_disk(out, needed)
     log.info(
-        "building %s (%d shapes, %d views each, frame %s, seed %d) into %s with %d worker(s)",
-        p.name, total, p.views, frame, seed, out, workers,
+        "building %s (%d shapes, %d views each, frame %s, seed %d, %s test split) into %s "
+        "with %d worker(s)",
+        p.name, total, p.views, frame, seed, "public" if test_secret is None else "secret",
+        out, workers,
     )  # fmt: skip
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".building", dir=out.parent))
     os.chmod(staging, 0o755)  # mkdtemp makes it private; the benchmark is meant to be read
@@ -462,6 +480,8 @@ def build_benchmark(
             classes=[{"name": c, "synset": NAME_TO_SYNSET[c]} for c in p.classes],
             counts=counts,
             test_checksum=test_checksum(staging),
+            test_split="public" if test_secret is None else "secret",
+            test_fingerprint="" if test_secret is None else test_secret.fingerprint,
             extra={
                 "build_seconds": round(time.perf_counter() - start, 2),
                 "shape_seconds_mean": round(float(seconds.mean()), 3),

@@ -110,6 +110,10 @@ class BenchmarkMeta:
     )
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> class -> shapes
     test_checksum: str = ""
+    # "public": anyone can rebuild the test split (practice); "secret": generated from a
+    # maintainer's secret (`svr.data.secret`), whose fingerprint is recorded
+    test_split: str = "public"
+    test_fingerprint: str = ""
     format_version: int = FORMAT_VERSION
     extra: dict[str, object] = field(default_factory=dict)
 
