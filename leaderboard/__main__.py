@@ -2,7 +2,8 @@
 
     score ARCHIVE --benchmark DIR [--device cpu|cuda] [--json OUT]
         validate and score a submission; print a per-class table; write the scores as JSON.
-    template --benchmark DIR --out example.zip [--representation voxels|mesh|points]
+    template (--benchmark DIR | --inputs test-inputs.zip) --out example.zip
+             [--representation voxels|mesh|points]
         write a valid example submission (the same sphere for every test item).
     worker [--once] [--benchmark DIR]
         score queued submissions of the leaderboard database (SVR_HOME / DATABASE_URL).
@@ -133,15 +134,27 @@ def _run_score(args: argparse.Namespace) -> int:
 
 
 def _add_template_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--benchmark", type=Path, required=True, help="benchmark folder")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--benchmark", type=Path, help="benchmark folder")
+    source.add_argument(
+        "--inputs", type=Path, help="test inputs zip downloaded from the leaderboard"
+    )
     parser.add_argument("--out", type=Path, required=True, help="the .zip to write")
     parser.add_argument("--representation", choices=("voxels", "mesh", "points"), default="voxels")
 
 
 def _run_template(args: argparse.Namespace) -> int:
     from leaderboard.archive import write_template
+    from svr.data.inputs import TestInputs
     from svr.data.layout import Benchmark
 
+    if args.inputs is not None:
+        with TestInputs(args.inputs) as inputs:
+            manifest = write_template(inputs, args.out, args.representation)
+            n = len(inputs.item_ids)
+        print(f"wrote {args.out}: {n} items ({manifest.representation}) and submission.json")
+        print("submit it on the leaderboard's Submit tab (or its /submit API)")
+        return 0
     benchmark = Benchmark(args.benchmark)
     manifest = write_template(benchmark, args.out, args.representation)
     n = len(benchmark.items("test"))

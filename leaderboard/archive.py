@@ -68,6 +68,7 @@ from leaderboard.validation import (
     parse_manifest,
 )
 from svr.classes import SYNSET_TO_NAME
+from svr.data.inputs import TestInputs
 from svr.data.layout import Benchmark
 from svr.io import atomic_path
 from svr.types import Prediction
@@ -541,21 +542,25 @@ def _template_item(representation: str) -> tuple[str, bytes]:
 
 
 def write_template(
-    benchmark: Benchmark, out: str | Path, representation: str = "voxels"
+    benchmark: Benchmark | TestInputs, out: str | Path, representation: str = "voxels"
 ) -> Manifest:
-    """Write a valid example submission for every test item of `benchmark` to `out` (.zip):
-    the same sphere (radius 0.35, centred) for each item, in the given representation
-    (voxels: 32^3 bool .npy; mesh: .obj; points: 2,048 points (N, 3) float32 .npy), with a
-    manifest in the benchmark's frame. Returns the manifest written."""
+    """Write a valid example submission for every test item of `benchmark` (a benchmark
+    folder or a test inputs zip) to `out` (.zip): the same sphere (radius 0.35, centred) for
+    each item, in the given representation (voxels: 32^3 bool .npy; mesh: .obj; points:
+    2,048 points (N, 3) float32 .npy), with a manifest in the benchmark's frame. Returns the
+    manifest written."""
+    if isinstance(benchmark, TestInputs):
+        frame, ids = benchmark.frame, list(benchmark.item_ids)
+    else:
+        frame, ids = benchmark.meta.frame, [item.item_id for item in benchmark.items("test")]
     ext, data = _template_item(representation)
     manifest = Manifest(
         method=f"example sphere ({representation})",
         representation=representation,
-        frame=benchmark.meta.frame,
+        frame=frame,
         authors="template",
         training_data="none",
         description="The same centred sphere for every test item: shows the format, not a method.",
     )
-    ids = [item.item_id for item in benchmark.items("test")]
     write_submission_zip(out, manifest, ((item_id, ext, data) for item_id in ids))
     return manifest

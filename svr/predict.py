@@ -1,6 +1,10 @@
 """Write a leaderboard submission for a trained method: every test item reconstructed.
 
     python -m svr.predict --model NAME --weights DIR --benchmark DIR --out ARCHIVE.zip
+    python -m svr.predict --model NAME --weights DIR --inputs test-inputs.zip --out ARCHIVE.zip
+
+The items come from a benchmark folder or from the test inputs zip the leaderboard serves
+(`svr.data.inputs`: views and cameras only, no ground truth; the predictions are the same).
 
 The archive holds `submission.json` (the leaderboard's manifest fields: method,
 representation, frame, threshold, authors, training_data, description) and one file per test
@@ -27,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from svr.data.inputs import TestInputs
 from svr.data.layout import Benchmark
 from svr.io import atomic_path, binvox_bytes
 from svr.types import Prediction
@@ -64,7 +69,7 @@ def encode_prediction(pred: Prediction, representation: str) -> tuple[str, bytes
 
 def write_submission(
     model,
-    benchmark: Benchmark,
+    benchmark: Benchmark | TestInputs,
     out: str | os.PathLike,
     split: str = "test",
     batch_size: int = 32,
@@ -72,22 +77,38 @@ def write_submission(
     progress: bool = False,
 ) -> dict[str, object]:
     """Reconstruct every item of `split` with `model` (a ReconstructionModel) and write the
-    archive `out` (.zip). Returns the manifest written."""
+    archive `out` (.zip). `benchmark` is a benchmark folder or a test inputs zip (test split
+    only). Returns the manifest written."""
     out = Path(out)
     if out.suffix.lower() != ".zip":
         raise ValueError(f"the archive must be a .zip file, got {out.name!r}")
-    items = benchmark.items(split)
+    from_inputs = isinstance(benchmark, TestInputs)
+    if from_inputs:
+        if split != "test":
+            raise ValueError("a test inputs zip holds the test split only")
+        if model.needs_ground_truth:
+            raise ValueError(
+                f"{model.name} reads the ground truth, which the test inputs do not contain; "
+                "it can only predict from a benchmark folder"
+            )
+        items = benchmark.items()
+        frame = benchmark.frame
+        where = benchmark.path.name
+    else:
+        items = benchmark.items(split)
+        frame = benchmark.meta.frame
+        where = str(benchmark.root)
     if max_items is not None:
         items = items[:max_items]
     if not items:
-        raise ValueError(f"the {split!r} split of {benchmark.root} has no items")
+        raise ValueError(f"the {split!r} split of {where} has no items")
     rep = model.representation
     grid_threshold = 0.5
     trained_on = model.training_info.get("data", "unknown data")
     manifest = {
         "method": model.name,
         "representation": rep,
-        "frame": benchmark.meta.frame,
+        "frame": frame,
         "threshold": grid_threshold,
         "authors": "svr project",
         "training_data": f"{trained_on} (train split)",
@@ -107,7 +128,10 @@ def write_submission(
         bar = tqdm(total=len(items), desc=f"predict {model.name}", disable=not progress)
         for s in range(0, len(items), batch_size):
             chunk = items[s : s + batch_size]
-            preds = model.reconstruct_items(benchmark, chunk)
+            if from_inputs:
+                preds = model.reconstruct([benchmark.image(it.item_id) for it in chunk])
+            else:
+                preds = model.reconstruct_items(benchmark, chunk)
             for item, pred in zip(chunk, preds, strict=False):
                 if rep == "voxels" and pred.occupancy is not None and pred.occupancy.dtype != bool:
                     if abs(pred.threshold - grid_threshold) > 1e-9:
@@ -128,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--model", required=True, help="method name (svr.models.REGISTRY)")
     parser.add_argument("--weights", required=True, help="folder written by svr.train")
-    parser.add_argument("--benchmark", required=True, help="benchmark folder")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--benchmark", help="benchmark folder")
+    source.add_argument("--inputs", help="test inputs zip downloaded from the leaderboard")
     parser.add_argument("--out", required=True, help="archive to write (.zip)")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--batch-size", type=int, default=32)
@@ -146,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     try:
         model = load_model(args.model, args.weights, device=args.device)
-        bench = Benchmark(args.benchmark)
+        bench = Benchmark(args.benchmark) if args.benchmark else TestInputs(args.inputs)
         manifest = write_submission(
             model, bench, args.out, args.split, args.batch_size, args.max_items, True
         )

@@ -130,3 +130,21 @@ def test_the_app_serves_the_leaderboard_as_plain_json(server, client):
         assert response.status == 200
         records = json.loads(response.read())
     assert records == client.predict(api_name="/leaderboard")
+
+
+def test_the_app_serves_the_test_inputs_and_nothing_of_the_ground_truth(server, tiny_benchmark):
+    import io
+    import json
+    import zipfile
+
+    with urllib.request.urlopen(server[0] + "api/test-inputs.zip", timeout=30) as response:
+        assert response.status == 200
+        assert response.headers["content-type"] == "application/zip"
+        data = response.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        names = zf.namelist()
+        items = json.loads(zf.read("inputs.json"))["items"]
+    bench = Benchmark(tiny_benchmark)
+    assert sorted(items) == sorted(it.item_id for it in bench.items("test"))
+    assert all(n.endswith((".png", ".json", ".txt")) for n in names)
+    assert not [n for n in names if n.startswith("views/") and not n.endswith(".png")]
