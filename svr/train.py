@@ -266,7 +266,8 @@ def train(
 
 
 def copy_encoder(model: ReconstructionModel, source: str | os.PathLike) -> None:
-    """Load the image encoder weights of the saved model folder `source` into `model.encoder`.
+    """Load the image encoder weights of the saved model folder `source` into `model.encoder`
+    (and its class and camera heads into `model.view`, when both models have them).
 
     Raises ValueError when either model has no encoder or the architectures differ."""
     folder = resolve_pretrained_path(source)
@@ -283,6 +284,9 @@ def copy_encoder(model: ReconstructionModel, source: str | os.PathLike) -> None:
             f"the encoder at {folder} does not match {model.name}'s (same channels and "
             f"code_dim are needed): {str(exc).splitlines()[0]}"
         ) from None
+    heads = {k[len("view.") :]: v for k, v in state.items() if k.startswith("view.")}
+    if heads and getattr(model, "view", None) is not None:
+        model.view.load_state_dict(heads)
 
 
 def _describe_model(source: str | os.PathLike) -> str:

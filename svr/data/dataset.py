@@ -156,12 +156,15 @@ def load_grids(root: str | Path, keys: Sequence[str], resolution: int) -> np.nda
 @dataclass
 class Batch:
     """One training batch. images float32 (B, 3, S, S) in [-1, 1]; target_ids / class_ids int64
-    (B,); vox32 float32 (B, 32, 32, 32) in {0, 1}; occ_points float32 (B, P, 3) with occ_labels
+    (B,); azimuth / elevation float32 (B,) of each image's camera in degrees (NaN: unknown);
+    vox32 float32 (B, 32, 32, 32) in {0, 1}; occ_points float32 (B, P, 3) with occ_labels
     float32 (B, P); surface_points float32 (B, Q, 3). Fields a method did not ask for are None."""
 
     images: torch.Tensor
     target_ids: torch.Tensor
     class_ids: torch.Tensor
+    azimuth: torch.Tensor | None = None
+    elevation: torch.Tensor | None = None
     vox32: torch.Tensor | None = None
     occ_points: torch.Tensor | None = None
     occ_labels: torch.Tensor | None = None
@@ -172,10 +175,11 @@ class Batch:
 class TrainingData:
     """One split held in memory (see the module docstring for targets).
 
-    images uint8 (N, 3, S, S); image_target int64 (N,) index into the targets; target_keys the
-    ground-truth folders relative to the benchmark root (posix); target_class int64 (T,) index
-    into `class_names`; vox32 packed uint8 (T, 4096) or None; occ_points float16 (T, P, 3) and
-    occ_labels bool (T, P) or None; surface_points float16 (T, Q, 3) or None.
+    images uint8 (N, 3, S, S); image_target int64 (N,) index into the targets; image_azimuth /
+    image_elevation float32 (N,) camera of each image in degrees (NaN: unknown); target_keys
+    the ground-truth folders relative to the benchmark root (posix); target_class int64 (T,)
+    index into `class_names`; vox32 packed uint8 (T, 4096) or None; occ_points float16
+    (T, P, 3) and occ_labels bool (T, P) or None; surface_points float16 (T, Q, 3) or None.
     """
 
     root: Path
@@ -191,6 +195,43 @@ class TrainingData:
     occ_points: torch.Tensor | None = None
     occ_labels: torch.Tensor | None = None
     surface_points: torch.Tensor | None = None
+    image_azimuth: torch.Tensor | None = None
+    image_elevation: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if self.image_azimuth is None:
+            self.image_azimuth = torch.full((n,), float("nan"))
+        if self.image_elevation is None:
+            self.image_elevation = torch.full((n,), float("nan"))
+
+    def add_images(
+        self,
+        images: torch.Tensor,
+        image_target: torch.Tensor,
+        azimuth: torch.Tensor | None = None,
+        elevation: torch.Tensor | None = None,
+        item_ids: Sequence[str] | None = None,
+    ) -> None:
+        """Append more images of the same targets (e.g. photo-style renderings of the training
+        shapes): uint8 (M, 3, S, S), target indices int64 (M,), cameras float32 (M,) degrees."""
+        if images.ndim != 4 or images.shape[1:] != self.images.shape[1:]:
+            raise ValueError(
+                f"images must be uint8 (M, {', '.join(map(str, self.images.shape[1:]))}), "
+                f"got {tuple(images.shape)}"
+            )
+        m = len(images)
+        target = torch.as_tensor(image_target, dtype=torch.int64)
+        if len(target) != m or (m and (target.min() < 0 or target.max() >= self.num_targets)):
+            raise ValueError("image_target must give one valid target index per added image")
+        nan = torch.full((m,), float("nan"))
+        self.images = torch.cat([self.images, images.to(torch.uint8)])
+        self.image_target = torch.cat([self.image_target, target])
+        az = nan if azimuth is None else torch.as_tensor(azimuth, dtype=torch.float32)
+        el = nan if elevation is None else torch.as_tensor(elevation, dtype=torch.float32)
+        self.image_azimuth = torch.cat([self.image_azimuth, az])
+        self.image_elevation = torch.cat([self.image_elevation, el])
+        self.item_ids = list(self.item_ids) + list(item_ids or [f"extra/{i}" for i in range(m)])
 
     @property
     def num_images(self) -> int:
@@ -222,6 +263,8 @@ class TrainingData:
             images=uint8_to_input(self.images[image_index]).to(device),
             target_ids=tid.to(device),
             class_ids=self.target_class[tid].to(device),
+            azimuth=self.image_azimuth[image_index].to(device),
+            elevation=self.image_elevation[image_index].to(device),
         )
         if self.vox32 is not None:
             grids = unpack_grids(self.vox32[tid.numpy()], 32)
@@ -250,6 +293,30 @@ def _select_items(items: list[Item], max_items: int | None, seed: int) -> list[I
     rng = np.random.default_rng(seed)
     keep = np.sort(rng.choice(len(items), size=max_items, replace=False))
     return [items[i] for i in keep]
+
+
+def _view_cameras(benchmark: Benchmark, items: list[Item]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Azimuth and elevation in degrees, float32 (N,), of each item's view (NaN when the
+    benchmark's cameras.json does not give them, e.g. some imported datasets)."""
+    az = np.full(len(items), np.nan, dtype=np.float32)
+    el = np.full(len(items), np.nan, dtype=np.float32)
+    cache: dict[str, list[dict]] = {}
+    for i, item in enumerate(items):
+        key = item.shape.key
+        if key not in cache:
+            try:
+                cache[key] = benchmark.cameras(item.shape)
+            except (OSError, ValueError):
+                cache[key] = []
+        views = cache[key]
+        if item.view < len(views) and isinstance(views[item.view], dict):
+            entry = views[item.view]
+            try:
+                az[i] = float(entry.get("azimuth", np.nan))
+                el[i] = float(entry.get("elevation", np.nan))
+            except (TypeError, ValueError):
+                pass
+    return torch.from_numpy(az), torch.from_numpy(el)
 
 
 def load_training_data(
@@ -312,6 +379,7 @@ def load_training_data(
             bar(pool.map(lambda p: load_view(p, image_size), paths), len(paths), f"{split} images")
         )
     images = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
+    azimuth, elevation = _view_cameras(benchmark, items)
 
     data = TrainingData(
         root=root,
@@ -323,6 +391,8 @@ def load_training_data(
         image_target=torch.tensor(image_target, dtype=torch.int64),
         target_keys=keys,
         target_class=torch.tensor(target_class, dtype=torch.int64),
+        image_azimuth=azimuth,
+        image_elevation=elevation,
     )
     if "vox32" in fields:
         data.vox32 = load_grids(root, keys, 32)

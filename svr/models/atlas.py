@@ -111,6 +111,7 @@ class AtlasNet(ReconstructionModel):
             raise ValueError("grid_size must be at least 2")
         self.encoder = ImageEncoder(config.channels, config.code_dim)
         self.decoder = AtlasDecoder(config.code_dim, config.n_patches, config.hidden)
+        self.make_view_heads()
 
     def training_loss(self, batch: Batch) -> torch.Tensor:
         if batch.surface_points is None:
@@ -120,7 +121,7 @@ class AtlasNet(ReconstructionModel):
         per_patch = max(1, self.config.points_per_step // k)
         uv = torch.rand(len(code), k, per_patch, 2, device=code.device)
         pts = self.decoder(uv, code).reshape(len(code), -1, 3)
-        return chamfer_loss(pts, batch.surface_points)
+        return chamfer_loss(pts, batch.surface_points) + self.view_loss(code, batch)
 
     def predict_batch(self, x: torch.Tensor) -> list[Prediction]:
         code = self.encoder(x)
@@ -131,8 +132,9 @@ class AtlasNet(ReconstructionModel):
         base = grid_faces(n)
         faces = np.concatenate([base + p * n * n for p in range(k)])
         out = []
-        for p in pts:
+        for p, view in zip(pts, self.view_info(code), strict=True):
             verts = p.reshape(-1, 3)
             mesh = trimesh.Trimesh(verts, faces, process=False)
-            out.append(Prediction(self.name, mesh=mesh, points=verts.copy(), info={"patches": k}))
+            info = {**view, "patches": k}
+            out.append(Prediction(self.name, mesh=mesh, points=verts.copy(), info=info))
         return out

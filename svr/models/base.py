@@ -100,7 +100,10 @@ def grid_prediction(
 
 
 def _config_from_dict(config_class: type, data: dict[str, Any]) -> Any:
+    from svr.models.encoder import LEGACY_FIELDS
+
     fields = {f.name: f for f in dataclasses.fields(config_class)}
+    data = {**{k: v for k, v in LEGACY_FIELDS.items() if k in fields}, **data}
     unknown = set(data) - set(fields)
     if unknown:
         raise ValueError(
@@ -169,6 +172,28 @@ class ReconstructionModel(nn.Module):
     def training_loss(self, batch: Batch) -> torch.Tensor:
         """Scalar loss of one batch (methods with trainable parameters override this)."""
         raise NotImplementedError(f"{self.name} has no gradient training step")
+
+    # -- what it recognised and from where (`svr.models.heads`) ------------------------------
+    def make_view_heads(self) -> None:
+        """Add `self.view` (class + camera heads on the code) when the config asks for them."""
+        from svr.models.heads import ViewHeads
+
+        cfg = self.config
+        self.view = ViewHeads(cfg.code_dim) if getattr(cfg, "view_heads", False) else None
+
+    def view_loss(self, code: torch.Tensor, batch: Batch) -> torch.Tensor | float:
+        """`view_weight` x the heads' loss for this batch's codes (0.0 without heads)."""
+        heads = getattr(self, "view", None)
+        if heads is None:
+            return 0.0
+        loss = heads.loss(code, batch.class_ids, batch.azimuth, batch.elevation)
+        return self.config.view_weight * loss
+
+    def view_info(self, code: torch.Tensor) -> list[dict[str, Any]]:
+        """Per image: predicted class, its probability and the camera estimate ({} each
+        without heads)."""
+        heads = getattr(self, "view", None)
+        return heads.describe(code) if heads is not None else [{} for _ in range(len(code))]
 
     # -- inference --------------------------------------------------------------------------
     def predict_batch(self, x: torch.Tensor) -> list[Prediction]:

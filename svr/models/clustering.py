@@ -37,6 +37,7 @@ from svr.data.dataset import Batch, TrainingData, pack_grids, unpack_grids
 from svr.geometry import grid_to_mesh
 from svr.models.base import ReconstructionModel
 from svr.models.encoder import EncoderConfig, ImageEncoder
+from svr.models.heads import camera_only
 from svr.types import Prediction
 
 __all__ = ["ClusteringConfig", "Clustering", "kmeans", "best_threshold", "member_mean_shape"]
@@ -246,6 +247,7 @@ class Clustering(ReconstructionModel):
             raise ValueError("output_resolution must be 32 or 128 (the benchmark's grids)")
         self.encoder = ImageEncoder(config.channels, config.code_dim)
         self.head = nn.Linear(config.code_dim, config.n_clusters)
+        self.make_view_heads()
         k, r = config.n_clusters, config.output_resolution
         self.shapes_packed = np.zeros((k, r**3 // 8), dtype=np.uint8)
         self.thresholds = np.full(k, 0.5, dtype=np.float32)
@@ -285,7 +287,8 @@ class Clustering(ReconstructionModel):
         if self._labels is None:
             raise ValueError("call prepare(train_data) before training the classifier")
         target = self._labels.to(batch.target_ids.device)[batch.target_ids]
-        return nn.functional.cross_entropy(self.logits(batch.images), target)
+        code = self.encoder(batch.images)
+        return nn.functional.cross_entropy(self.head(code), target) + self.view_loss(code, batch)
 
     def cluster_grid(self, c: int) -> np.ndarray:
         """Mean shape of cluster c: bool (R, R, R)."""
@@ -298,13 +301,15 @@ class Clustering(ReconstructionModel):
         return self._mesh_cache[c].copy()
 
     def predict_batch(self, x: torch.Tensor) -> list[Prediction]:
-        probs = torch.softmax(self.logits(x), dim=1).cpu().numpy()
+        code = self.encoder(x)
+        probs = torch.softmax(self.head(code), dim=1).cpu().numpy()
         shares = self.class_counts / np.maximum(self.class_counts.sum(1, keepdims=True), 1)
         out = []
-        for p in probs:
+        for p, view in zip(probs, self.view_info(code), strict=True):
             c = int(p.argmax())
             class_probs = p @ shares
             info: dict[str, Any] = {
+                **camera_only(view),
                 "cluster": c,
                 "cluster_probability": float(p[c]),
                 "cluster_size": int(self.class_counts[c].sum()),
@@ -312,6 +317,7 @@ class Clustering(ReconstructionModel):
                     CLASS_NAMES[j]: round(float(shares[c, j]), 4) for j in np.flatnonzero(shares[c])
                 },
                 "predicted_class": CLASS_NAMES[int(class_probs.argmax())],
+                "class_probability": round(float(class_probs.max()), 4),
             }
             out.append(
                 Prediction(

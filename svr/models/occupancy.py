@@ -98,12 +98,15 @@ class OccupancyNet(ReconstructionModel):
         self.decoder = OccupancyDecoder(
             config.code_dim, config.hidden, config.blocks, config.frequencies
         )
+        self.make_view_heads()
 
     def training_loss(self, batch: Batch) -> torch.Tensor:
         if batch.occ_points is None or batch.occ_labels is None:
             raise ValueError("the occupancy model trains on occupancy samples ('occupancy')")
-        logits = self.decoder(batch.occ_points, self.encoder(batch.images))
-        return nn.functional.binary_cross_entropy_with_logits(logits, batch.occ_labels)
+        code = self.encoder(batch.images)
+        logits = self.decoder(batch.occ_points, code)
+        loss = nn.functional.binary_cross_entropy_with_logits(logits, batch.occ_labels)
+        return loss + self.view_loss(code, batch)
 
     def _query(self, points: torch.Tensor, code: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
         """Logits (P,) of points (P, 3) for one code (code_dim,)."""
@@ -141,11 +144,11 @@ class OccupancyNet(ReconstructionModel):
     def predict_batch(self, x: torch.Tensor) -> list[Prediction]:
         codes = self.encoder(x)
         out = []
-        for code in codes:
+        for code, view in zip(codes, self.view_info(codes), strict=True):
             probs = torch.sigmoid(self.logit_grid(code)).cpu().numpy().astype(np.float32)
             out.append(
                 grid_prediction(
-                    self.name, probs, self.config.threshold, {"resolution": probs.shape[0]}
+                    self.name, probs, self.config.threshold, {**view, "resolution": probs.shape[0]}
                 )
             )
         return out

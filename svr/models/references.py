@@ -30,6 +30,7 @@ from svr.geometry import grid_to_mesh
 from svr.models.base import ReconstructionModel
 from svr.models.clustering import cluster_shapes
 from svr.models.encoder import EncoderConfig, ImageEncoder
+from svr.models.heads import camera_only
 from svr.models.retrieval import pairwise_iou
 from svr.types import Prediction
 
@@ -146,6 +147,7 @@ class MeanShape(ReconstructionModel):
         n, r = len(CLASS_NAMES), config.output_resolution
         self.encoder = ImageEncoder(config.channels, config.code_dim)
         self.head = nn.Linear(config.code_dim, n)
+        self.make_view_heads()
         self.shapes_packed = np.zeros((n, r**3 // 8), dtype=np.uint8)
         self.thresholds = np.full(n, 0.5, dtype=np.float32)
         self.member_iou = np.zeros(n, dtype=np.float32)
@@ -167,7 +169,9 @@ class MeanShape(ReconstructionModel):
         self._mesh_cache.clear()
 
     def training_loss(self, batch: Batch) -> torch.Tensor:
-        return nn.functional.cross_entropy(self.head(self.encoder(batch.images)), batch.class_ids)
+        code = self.encoder(batch.images)
+        loss = nn.functional.cross_entropy(self.head(code), batch.class_ids)
+        return loss + self.view_loss(code, batch)
 
     def class_mesh(self, c: int) -> tuple[trimesh.Trimesh, np.ndarray]:
         grid = unpack_grids(self.shapes_packed[c : c + 1], self.config.output_resolution)[0]
@@ -177,14 +181,19 @@ class MeanShape(ReconstructionModel):
         return self._mesh_cache[c].copy(), grid
 
     def predict_batch(self, x: torch.Tensor) -> list[Prediction]:
-        probs = torch.softmax(self.head(self.encoder(x)), 1).cpu().numpy()
+        code = self.encoder(x)
+        probs = torch.softmax(self.head(code), 1).cpu().numpy()
         trained = self.class_sizes > 0
         out = []
-        for p in probs:
+        for p, view in zip(probs, self.view_info(code), strict=True):
             p = np.where(trained, p, 0.0)  # never answer with a class that had no training shape
             c = int(p.argmax())
             mesh, grid = self.class_mesh(c)
-            info = {"predicted_class": CLASS_NAMES[c], "class_probability": float(p[c])}
+            info = {
+                **camera_only(view),
+                "predicted_class": CLASS_NAMES[c],
+                "class_probability": float(p[c]),
+            }
             out.append(Prediction(self.name, mesh=mesh, occupancy=grid, threshold=0.5, info=info))
         return out
 

@@ -36,6 +36,7 @@ from svr.data.dataset import Batch, TrainingData, unpack_grids
 from svr.geometry import grid_to_mesh
 from svr.models.base import ReconstructionModel
 from svr.models.encoder import EncoderConfig, ImageEncoder
+from svr.models.heads import camera_only
 from svr.types import Prediction
 
 __all__ = [
@@ -219,6 +220,7 @@ class Retrieval(ReconstructionModel):
         super().__init__(config)
         self.encoder = ImageEncoder(config.channels, config.code_dim)
         self.head = nn.Linear(config.code_dim, config.embedding_dim)
+        self.make_view_heads()
         self.embedding = np.zeros((0, config.embedding_dim), dtype=np.float32)  # scaled, (N, k)
         self.database_packed = np.zeros((0, 32**3 // 8), dtype=np.uint8)
         self.database_keys: list[str] = []
@@ -287,8 +289,9 @@ class Retrieval(ReconstructionModel):
         rows = self._target_row.to(batch.target_ids.device)[batch.target_ids]
         keep = rows >= 0
         target = torch.from_numpy(self.embedding).to(batch.images.device)[rows[keep]]
-        pred = self.head(self.encoder(batch.images[keep]))
-        return nn.functional.mse_loss(pred, target)
+        code = self.encoder(batch.images)
+        loss = nn.functional.mse_loss(self.head(code[keep]), target)
+        return loss + self.view_loss(code, batch)
 
     def _full_resolution(self, row: int) -> tuple[trimesh.Trimesh, np.ndarray] | None:
         root = self.database_root
@@ -320,20 +323,34 @@ class Retrieval(ReconstructionModel):
         (B, k), embedding distances float32 (B, k)), nearest first, on the CPU."""
         if len(self.embedding) == 0:
             raise ValueError("this retrieval model has an empty database: train it first")
-        pred = self.head(self.encoder(x)).cpu()
+        return self._nearest_codes(self.encoder(x), k)
+
+    def _nearest_codes(self, code: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        pred = self.head(code).cpu()
         d = torch.cdist(pred, torch.from_numpy(self.embedding))
         dist, rows = torch.topk(d, min(k, d.shape[1]), dim=1, largest=False)
         return rows, dist
 
+    def _row_class(self, row: int) -> str:
+        key = self.database_keys[row]
+        return key.split("/")[1] if key.count("/") >= 2 else key
+
     def predict_batch(self, x: torch.Tensor) -> list[Prediction]:
-        rows, dist = self.nearest(x, 1)
+        code = self.encoder(x)
+        k = min(10, len(self.embedding))
+        rows, dist = self._nearest_codes(code, k)
         out = []
-        for i, row in enumerate(rows[:, 0].tolist()):
+        for i, view in enumerate(self.view_info(code)):
+            row = int(rows[i, 0])
             mesh, grid = self.answer(row)
-            key = self.database_keys[row]
+            # class probability: share of the k nearest database entries of the answer's class
+            cls = self._row_class(row)
+            share = sum(self._row_class(int(r)) == cls for r in rows[i]) / k
             info: dict[str, Any] = {
-                "retrieved": key,
-                "predicted_class": key.split("/")[1] if key.count("/") >= 2 else key,
+                **camera_only(view),
+                "retrieved": self.database_keys[row],
+                "predicted_class": cls,
+                "class_probability": round(float(share), 4),
                 "embedding_distance": round(float(dist[i, 0]), 4),
                 "answer_resolution": grid.shape[0],
             }

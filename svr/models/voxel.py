@@ -75,6 +75,7 @@ class VoxelNet(ReconstructionModel):
         super().__init__(config)
         self.encoder = ImageEncoder(config.channels, config.code_dim)
         self.decoder = VoxelDecoder(config.code_dim, config.decoder_channels)
+        self.make_view_heads()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits float32 (B, 32, 32, 32) of network inputs (B, 3, S, S)."""
@@ -83,13 +84,19 @@ class VoxelNet(ReconstructionModel):
     def training_loss(self, batch: Batch) -> torch.Tensor:
         if batch.vox32 is None:
             raise ValueError("the voxel model trains on 32^3 grids ('vox32')")
-        return nn.functional.binary_cross_entropy_with_logits(self(batch.images), batch.vox32)
+        code = self.encoder(batch.images)
+        loss = nn.functional.binary_cross_entropy_with_logits(self.decoder(code), batch.vox32)
+        return loss + self.view_loss(code, batch)
 
     def predict_batch(self, x: torch.Tensor) -> list[Prediction]:
-        probs = torch.sigmoid(self(x)).cpu().numpy().astype(np.float32)
+        code = self.encoder(x)
+        probs = torch.sigmoid(self.decoder(code)).cpu().numpy().astype(np.float32)
         return [
             grid_prediction(
-                self.name, p, self.config.threshold, {"occupied_share": float((p >= 0.5).mean())}
+                self.name,
+                p,
+                self.config.threshold,
+                {**view, "occupied_share": float((p >= 0.5).mean())},
             )
-            for p in probs
+            for p, view in zip(probs, self.view_info(code), strict=True)
         ]
