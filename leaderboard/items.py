@@ -11,6 +11,7 @@ names the format of bytes whatever their file name. `.npy` data are loaded with
 
 from __future__ import annotations
 
+import codecs
 import io
 import logging
 import re
@@ -20,12 +21,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from leaderboard.containers import DEFAULT_LIMITS, ArchiveLimits, _ZipContainer
+from leaderboard.glbcheck import check_glb
+from leaderboard.meshcheck import check_obj, check_ply, parse_ply_header
+from leaderboard.textmesh import read_off, read_ply_ascii, read_xyz
 from leaderboard.validation import ItemData, ItemError, ItemLimits, SubmissionError, check_item
 from svr.io import read_binvox_bytes
 
 __all__ = ["ITEM_FORMATS", "ItemFormat", "decode_item", "sniff"]
 
 logger = logging.getLogger(__name__)
+
+_MiB = 1 << 20
+_TEXT_WINDOW = 1 << 20
 
 # ----------------------------------------------------------------------------- sniffing
 
@@ -196,39 +203,14 @@ def _read_binvox_item(data: bytes, limits: ArchiveLimits) -> ItemData:
     return ItemData("voxels", grid=grid)
 
 
-def _ply_header_counts(data: bytes) -> dict[str, int]:
-    end = data.find(b"end_header", 0, 65536)
-    if end < 0:
-        raise ItemError("unreadable .ply file: no 'end_header' in the first 64 KiB")
-    counts = {}
-    for line in data[:end].decode("ascii", "replace").splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == "element" and parts[2].isdigit():
-            counts[parts[1]] = int(parts[2])
-    return counts
-
-
-def _precheck_counts(n_vertices: int, n_faces: int, limits: ItemLimits) -> None:
-    if n_faces > limits.max_faces:
-        raise ItemError(
-            f"mesh has {n_faces:,} faces; at most {limits.max_faces:,} allowed (decimate it)"
-        )
-    if n_faces == 0 and n_vertices > limits.max_points:
-        raise ItemError(
-            f"point cloud has {n_vertices:,} points; at most {limits.max_points:,} allowed "
-            "(subsample it, e.g. uniformly at random)"
-        )
-    if n_vertices > limits.max_vertices:
-        raise ItemError(
-            f"mesh has {n_vertices:,} vertices; at most {limits.max_vertices:,} allowed"
-        )
-
-
 def _trimesh_item(data: bytes, file_type: str) -> ItemData:
+    """Load checked bytes with trimesh (materials and textures skipped)."""
     import trimesh
 
     try:
-        loaded = trimesh.load(io.BytesIO(data), file_type=file_type, process=False)
+        loaded = trimesh.load(
+            io.BytesIO(data), file_type=file_type, process=False, skip_materials=True
+        )
     except Exception as exc:  # trimesh raises many types for corrupt input
         raise ItemError(f"unreadable .{file_type} file: {type(exc).__name__}: {exc}") from None
     if isinstance(loaded, trimesh.Scene):
@@ -249,69 +231,49 @@ def _trimesh_item(data: bytes, file_type: str) -> ItemData:
 
 
 def _read_ply_item(data: bytes, limits: ArchiveLimits) -> ItemData:
-    counts = _ply_header_counts(data)
-    _precheck_counts(counts.get("vertex", 0), counts.get("face", 0), limits.items)
+    header = parse_ply_header(data)
+    check_ply(data, header, limits.items)
+    if header.fmt == "ascii":
+        return read_ply_ascii(data, header, limits.items)
     return _trimesh_item(data, "ply")
 
 
-def _as_text(data: bytes, ext: str) -> str:
+def _check_text(data: bytes, ext: str, limits: ItemLimits) -> None:
+    """UTF-8 text of at most `limits.max_text_bytes`, checked a window at a time."""
+    if len(data) > limits.max_text_bytes:
+        raise ItemError(
+            f"the .{ext} file is {len(data) / _MiB:.0f} MB; text items may be at most "
+            f"{limits.max_text_bytes / _MiB:.0f} MB (store meshes as binary .ply or .glb, "
+            "points as .npy)"
+        )
+    decoder = codecs.getincrementaldecoder("utf-8")()
     try:
-        return data.decode("utf-8")
+        for pos in range(0, len(data), _TEXT_WINDOW):
+            decoder.decode(data[pos : pos + _TEXT_WINDOW])
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         raise ItemError(f"named .{ext} but the content is not text") from None
 
 
 def _read_obj_item(data: bytes, limits: ArchiveLimits) -> ItemData:
-    _as_text(data, "obj")
-    lines = data.split(b"\n")
-    n_v = sum(1 for line in lines if line.startswith(b"v "))
-    n_f = sum(1 for line in lines if line.startswith(b"f "))
-    _precheck_counts(n_v, n_f, limits.items)
+    _check_text(data, "obj", limits.items)
+    check_obj(data, limits.items)
     return _trimesh_item(data, "obj")
 
 
 def _read_off_item(data: bytes, limits: ArchiveLimits) -> ItemData:
-    tokens = []
-    for line in data[:4096].split(b"\n"):
-        line = line.split(b"#", 1)[0].strip()
-        tokens += line.split()
-        if len(tokens) >= 3:
-            break
-    header = tokens[0]
-    numbers = tokens[1:3] if header.endswith(b"OFF") and len(tokens) >= 3 else []
-    try:
-        n_v, n_f = (int(numbers[0]), int(numbers[1])) if numbers else (0, 0)
-    except ValueError:
-        raise ItemError(
-            "unreadable .off header: expected 'OFF' then vertex and face counts"
-        ) from None
-    _precheck_counts(n_v, n_f, limits.items)
-    return _trimesh_item(data, "off")
+    _check_text(data, "off", limits.items)
+    return read_off(data, limits.items)
 
 
 def _read_glb_item(data: bytes, limits: ArchiveLimits) -> ItemData:
+    check_glb(data, limits.items)
     return _trimesh_item(data, "glb")
 
 
 def _read_xyz_item(data: bytes, limits: ArchiveLimits) -> ItemData:
-    text = _as_text(data, "xyz")
-    rows = [
-        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
-    ]
-    if len(rows) > limits.items.max_points:
-        raise ItemError(
-            f"point cloud has {len(rows):,} points; at most {limits.items.max_points:,} allowed "
-            "(subsample it, e.g. uniformly at random)"
-        )
-    if not rows:
-        return ItemData("points", points=np.zeros((0, 3)))
-    try:
-        values = np.loadtxt(io.StringIO("\n".join(rows).replace(",", " ")), ndmin=2)
-    except ValueError as exc:
-        raise ItemError(f"unreadable .xyz file: {exc}") from None
-    if values.shape[1] < 3:
-        raise ItemError(f".xyz rows need 3 numbers (x y z), got {values.shape[1]}")
-    return ItemData("points", points=values[:, :3])
+    _check_text(data, "xyz", limits.items)
+    return read_xyz(data, limits.items)
 
 
 @dataclass(frozen=True)

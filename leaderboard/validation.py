@@ -70,12 +70,15 @@ class ItemLimits:
 
     max_abs_coord: largest allowed |coordinate| (the unit cube is [-0.5, 0.5]^3, so 1.0 leaves
     a generous margin); resolutions are the allowed edge lengths R of voxel grids;
-    max_vertices bounds a mesh's vertex count before it is parsed.
+    max_vertices bounds a mesh's vertex count before it is parsed; max_faces counts
+    triangles (a polygon of n corners counts n-2); max_text_bytes bounds a text item
+    (.obj, .off, .xyz) in bytes.
     """
 
     max_points: int = 100_000
     max_faces: int = 500_000
     max_vertices: int = 1_000_000
+    max_text_bytes: int = 64 << 20
     max_abs_coord: float = 1.0
     min_resolution: int = 16
     max_resolution: int = 256
