@@ -2,9 +2,11 @@
 
     python -m svr.train METHOD --data DIR --out DIR [--epochs N] [--batch-size N] [--seed N]
                                [--max-minutes M] [--max-items N] [--val-items N]
+                               [--pool POOL] [--init-encoder DIR] [--device cpu|cuda]
 
 One run: fixed seeds, `torch.set_num_threads(2)`; the train split is read into memory once
-(`svr.data.dataset.load_training_data`); `model.prepare` fits the non-gradient part; the
+(`svr.data.dataset.load_training_data`), with the photo-style views of a pool
+(`svr.data.pool`, `--pool`) appended to the benchmark's own; `model.prepare` fits the non-gradient part; the
 networks are trained with Adam and a cosine learning-rate decay, with a tqdm bar, until the
 epochs are done or the time budget (counted from the start of the run) is spent — at least one
 batch always runs; then the model is validated on a seeded subset of the val split (F@1% and
@@ -132,6 +134,7 @@ def train(
     progress: bool = False,
     threads: int = 2,
     init_encoder: str | os.PathLike | None = None,
+    pool: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Train `method` on the train split of the benchmark at `data`, save it to `out`.
 
@@ -151,6 +154,8 @@ def train(
         init_encoder: a saved model folder whose image encoder initialises this model's
             (the analogue of the ImageNet-pretrained encoders of Occupancy Networks and
             AtlasNet); the architectures must match.
+        pool: a photo pool of this benchmark's train split (`svr.data.pool`) whose images
+            are trained on beside the benchmark's views.
     """
     start = time.perf_counter()
     torch.set_num_threads(threads)
@@ -169,6 +174,12 @@ def train(
         seed=seed,
         progress=progress,
     )
+    clean_images = train_data.num_images
+    photo_pool = pool
+    if photo_pool is not None:
+        from svr.data.pool import load_pool
+
+        load_pool(photo_pool, train_data)
     load_seconds = time.perf_counter() - start
     model = cls(config).to(dev)
     if init_encoder is not None:
@@ -180,11 +191,11 @@ def train(
     steps, epochs_done, last_loss = 0, 0.0, float("nan")
     if model.trainable and model.config.epochs > 0:
         mask = model.training_image_mask(train_data)
-        pool = (
+        chosen = (
             torch.arange(train_data.num_images) if mask is None else torch.nonzero(mask).flatten()
         )
-        bs = min(model.config.batch_size, len(pool))
-        per_epoch = max(1, len(pool) // bs)
+        bs = min(model.config.batch_size, len(chosen))
+        per_epoch = max(1, len(chosen) // bs)
         total_steps = per_epoch * model.config.epochs
         opt = torch.optim.Adam(
             model.parameters(), lr=model.config.lr, weight_decay=model.config.weight_decay
@@ -208,7 +219,7 @@ def train(
         stop = False
         running = None
         for epoch in range(model.config.epochs):
-            order = pool[torch.randperm(len(pool), generator=gen)]
+            order = chosen[torch.randperm(len(chosen), generator=gen)]
             for b in range(per_epoch):
                 set_lr()
                 batch = train_data.batch(
@@ -240,6 +251,8 @@ def train(
         "data_frame": bench.meta.frame,
         "data_preset": bench.meta.preset,
         "train_items": train_data.num_images,
+        "train_items_benchmark_views": clean_images,
+        "train_items_photo_pool": train_data.num_images - clean_images,
         "train_targets": train_data.num_targets,
         "epochs_completed": round(epochs_done, 3),
         "steps": steps,
@@ -258,6 +271,8 @@ def train(
         info["max_items"] = max_items
     if init_encoder is not None:
         info["encoder_initialised_from"] = _describe_model(init_encoder)
+    if photo_pool is not None:
+        info["photo_pool"] = _describe_pool(photo_pool)
     info.update(scores)
     model.training_info = {**model.training_info, **info}
     out_dir = model.save_pretrained(out)
@@ -295,6 +310,17 @@ def _describe_model(source: str | os.PathLike) -> str:
 
     meta = json.loads((resolve_pretrained_path(source) / CONFIG_FILE).read_text())
     return f"{meta.get('method')} ({meta.get('training', {}).get('data', 'unknown data')})"
+
+
+def _describe_pool(pool: str | os.PathLike) -> str:
+    """ "family F, V views per shape, S px, seed N" of a photo pool folder."""
+    import json
+
+    info = json.loads((Path(pool) / "pool.json").read_text())
+    return (
+        f"family {info.get('family')}, {info.get('views')} views per shape, "
+        f"{info.get('image_size')} px, seed {info.get('seed')}"
+    )
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
@@ -336,6 +362,10 @@ def main(argv: list[str] | None = None) -> int:
         help="saved model folder whose image encoder initialises this one's",
     )
     parser.add_argument(
+        "--pool", default=None, metavar="POOL",
+        help="photo-style views of the train split (python -m svr.data pool) to train on too",
+    )  # fmt: skip
+    parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -362,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=True,
             threads=args.threads,
             init_encoder=args.init_encoder,
+            pool=args.pool,
         )
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

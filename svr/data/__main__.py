@@ -4,6 +4,8 @@
 python -m svr.data build --preset small|default|tiny --out DIR [--seed N] [--frame object|viewer]
                          [--workers N] [--overwrite] [--test-secret-file FILE]
 python -m svr.data secret --out FILE          # a new maintainer's test secret (mode 0600)
+python -m svr.data pool --benchmark DIR --out POOL [--views N] [--family train|heldout]
+                        [--image-size S] [--seed N] [--workers N] [--split train]
 python -m svr.data import {shapenet,r2n2,what3d} SRC --out DIR [--splits FILE] [--views N]
                          [--frame object|viewer] [--seed N] [--workers N] [--limit-per-class N]
                          [--overwrite]
@@ -102,6 +104,19 @@ def _cmd_sheet(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pool(args: argparse.Namespace) -> int:
+    from svr.data.pool import PoolSpec, build_pool
+
+    spec = PoolSpec(args.split, args.views, args.family, args.image_size, args.seed)
+    info = build_pool(args.benchmark, args.out, spec, workers=args.workers)
+    print(
+        f"pool of {info['benchmark']}: {info['images']} images ({info['shapes']} shapes x "
+        f"{spec.views}, family {spec.family}, {spec.image_size} px) in {info['seconds']} s "
+        f"-> {args.out}"
+    )
+    return 0
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -142,6 +157,17 @@ def make_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("secret", help="write a new maintainer's test secret")
     k.add_argument("--out", type=Path, required=True, help="file to create (never overwritten)")
     k.set_defaults(handler=_cmd_secret)
+
+    p = sub.add_parser("pool", help="render photo-style views of a split's shapes")
+    p.add_argument("--benchmark", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="pool folder (resumed if present)")
+    p.add_argument("--split", choices=("train", "val", "test"), default="train")
+    p.add_argument("--views", type=_positive, default=8, help="samples per shape")
+    p.add_argument("--family", choices=("train", "heldout"), default="train")
+    p.add_argument("--image-size", type=_positive, default=128)
+    p.add_argument("--seed", type=_non_negative, default=0)
+    p.add_argument("--workers", type=_positive, default=2)
+    p.set_defaults(handler=_cmd_pool)
 
     i = sub.add_parser("import", help="import ShapeNet, 3D-R2N2 or what3d data")
     i.add_argument("kind", choices=("shapenet", "r2n2", "what3d"))
