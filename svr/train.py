@@ -3,6 +3,13 @@
     python -m svr.train METHOD --data DIR --out DIR [--epochs N] [--batch-size N] [--seed N]
                                [--max-minutes M] [--max-items N] [--val-items N]
                                [--pool POOL] [--init-encoder DIR] [--device cpu|cuda]
+                               [--build PRESET] [--pool-views V] [--workers N]
+
+With `--build PRESET` a missing `--data` benchmark is built first, and with `--pool` a
+missing pool is rendered first (`--pool-views` per shape), both with `--workers` processes:
+on a machine with many cores and a CUDA GPU one command generates the training data and
+trains, e.g. `python -m svr.train voxel --data bench --build default --pool pool
+--workers 16 --device cuda --out model`.
 
 One run: fixed seeds, `torch.set_num_threads(2)`; the train split is read into memory once
 (`svr.data.dataset.load_training_data`), with the photo-style views of a pool
@@ -312,6 +319,28 @@ def _describe_model(source: str | os.PathLike) -> str:
     return f"{meta.get('method')} ({meta.get('training', {}).get('data', 'unknown data')})"
 
 
+def prepare_data(
+    data: str | os.PathLike,
+    build: str | None = None,
+    pool: str | os.PathLike | None = None,
+    pool_views: int = 8,
+    workers: int = 1,
+    image_size: int = 128,
+) -> None:
+    """Build what a run needs and lacks: the benchmark at `data` (preset `build`) and the
+    photo pool at `pool` (`pool_views` per training shape, `image_size` px)."""
+    if build is not None and not (Path(data) / "benchmark.json").is_file():
+        from svr.data.build import build_benchmark
+
+        logger.info("building the %r benchmark into %s", build, data)
+        build_benchmark(data, preset=build, workers=workers)
+    if pool is not None and not (Path(pool) / "pool.json").is_file():
+        from svr.data.pool import PoolSpec, build_pool
+
+        logger.info("rendering the photo pool into %s", pool)
+        build_pool(data, pool, PoolSpec(views=pool_views, image_size=image_size), workers)
+
+
 def _describe_pool(pool: str | os.PathLike) -> str:
     """ "family F, V views per shape, S px, seed N" of a photo pool folder."""
     import json
@@ -366,6 +395,16 @@ def main(argv: list[str] | None = None) -> int:
         help="photo-style views of the train split (python -m svr.data pool) to train on too",
     )  # fmt: skip
     parser.add_argument(
+        "--build", default=None, metavar="PRESET",
+        help="build the --data benchmark with this preset first if it is missing",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pool-views", type=int, default=8, help="views per shape when rendering a missing --pool"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes for --build and rendering the pool"
+    )
+    parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -377,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        defaults = model_class(args.method).config_class()
+        size = dict(args.overrides).get("image_size", getattr(defaults, "image_size", 128))
+        prepare_data(args.data, args.build, args.pool, args.pool_views, args.workers, size)
         result = train(
             args.method,
             args.data,

@@ -73,3 +73,24 @@ def test_load_pool_appends_images_of_the_right_targets(pool: Path, tiny_benchmar
     train.benchmark_id = "another-benchmark"
     with pytest.raises(ValueError, match="rendered from"):
         load_pool(pool, train)
+
+
+@pytest.mark.slow
+def test_one_command_builds_the_data_renders_the_pool_and_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from svr.data.build import PRESETS, Preset
+    from svr.train import main
+
+    micro = Preset("micro", train=1, val=1, test=1, views=1, image_size=32, classes=("chair",))
+    monkeypatch.setitem(PRESETS, "micro", micro)
+    data, pool, out = tmp_path / "bench", tmp_path / "pool", tmp_path / "model"
+    argv = [
+        "voxel", "--data", str(data), "--build", "micro", "--pool", str(pool),
+        "--pool-views", "2", "--out", str(out), "--epochs", "1", "--val-items", "1",
+        "--set", "channels=[8,16]", "--set", "code_dim=16", "--set", "image_size=32",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "| train_items_photo_pool | 2 |" in card and "| train_items_benchmark_views | 1 |" in card
+    assert json.loads((pool / "pool.json").read_text())["images"] == 2
