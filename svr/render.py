@@ -15,6 +15,10 @@ Camera convention (the same as `views/cameras.json` of every benchmark):
   `(col, row)` covers `[col, col + 1) x [row, row + 1)` so its centre is at half-integers.
   Square images, square pixels, principal point at the image centre, `fov` is the full
   field of view in degrees (horizontal = vertical).
+- `roll` (degrees, default 0) turns the camera about its viewing axis after the look-at:
+  positive roll turns the camera counter-clockwise as seen from behind it, so the scene
+  appears turned clockwise in the image. With roll 0 the matrices (and `to_dict`) are
+  exactly those of a camera without roll.
 - The viewer frame (`viewer_rotation`) is the camera frame with OpenGL axes: x right, y up,
   z towards the viewer. A camera at azimuth 0, elevation 0 gives the identity.
 
@@ -54,17 +58,21 @@ _GL_FROM_CV = np.diag([1.0, -1.0, -1.0])
 class Camera:
     """A pinhole camera looking at the origin (see the module docstring for the axes).
 
-    azimuth, elevation, fov in degrees; distance from the origin in world units.
+    azimuth, elevation, fov, roll in degrees; distance from the origin in world units.
     """
 
     azimuth: float
     elevation: float
     distance: float
     fov: float = 40.0
+    roll: float = 0.0
 
     def __post_init__(self) -> None:
-        if not np.isfinite([self.azimuth, self.elevation, self.distance, self.fov]).all():
+        values = [self.azimuth, self.elevation, self.distance, self.fov, self.roll]
+        if not np.isfinite(values).all():
             raise ValueError(f"camera parameters must be finite: {self}")
+        if not -180.0 <= self.roll <= 180.0:
+            raise ValueError(f"roll must be in [-180, 180] degrees, got {self.roll}")
         if not -89.0 <= self.elevation <= 89.0:
             raise ValueError(f"elevation must be in [-89, 89] degrees, got {self.elevation}")
         if self.distance <= 0:
@@ -99,6 +107,9 @@ class Camera:
         right = np.cross(forward, [0.0, 1.0, 0.0])
         right /= np.linalg.norm(right)
         down = np.cross(forward, right)
+        if self.roll != 0.0:
+            c, s = np.cos(np.deg2rad(self.roll)), np.sin(np.deg2rad(self.roll))
+            right, down = c * right - s * down, s * right + c * down
         R = np.stack([right, down, forward])
         return R, -R @ eye
 
@@ -110,13 +121,18 @@ class Camera:
         return uvw[:, :2] / uvw[:, 2:3]
 
     def to_dict(self, image_size: int) -> dict[str, object]:
-        """JSON-ready description: parameters, K, R, t (lists of floats) and the convention."""
+        """JSON-ready description: parameters, K, R, t (lists of floats) and the convention.
+
+        "roll" is present only for a camera with non-zero roll."""
         R, t = self.extrinsics()
+        # no "roll" key without roll: cameras.json stays as it was before roll existed
+        roll = {"roll": float(self.roll)} if self.roll != 0.0 else {}
         return {
             "azimuth": float(self.azimuth),
             "elevation": float(self.elevation),
             "distance": float(self.distance),
             "fov": float(self.fov),
+            **roll,
             "K": self.intrinsics(image_size).round(9).tolist(),
             "R": R.round(12).tolist(),
             "t": t.round(12).tolist(),
