@@ -10,10 +10,13 @@ Configuration: environment variables, see `svr/settings.py` (and `leaderboard/se
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from svr.limits import RequestLimits, sweep_uploads
 from svr.prepare import Preparation, Step, benchmark_ready, benchmark_step
 from svr.settings import Settings
 from svr.ui import add_about_tab, add_reconstruct_tab, make_context
@@ -65,9 +68,26 @@ def _seed_step(settings: Settings, service: Any) -> Step:
     return Step(name="submit the baselines to the leaderboard", run=run)
 
 
+def use_upload_folder(settings: Settings) -> Path:
+    """Make Gradio keep uploads (and its cached copies of outputs) in `settings.upload_dir`
+    under SVR_HOME, and sweep uploads older than `settings.upload_ttl_s`.
+
+    Gradio 6 reads GRADIO_TEMP_DIR when each component is created (`Block.GRADIO_CACHE`)
+    and when the server app is created at launch (`App.uploaded_file_dir`), so setting it
+    here, before any component, moves every upload; only its video and MCP helpers read it
+    at import, and the app uses neither.
+    """
+    folder = settings.upload_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    sweep_uploads(folder, settings.upload_ttl_s)
+    return folder
+
+
 def build_app(settings: Settings | None = None) -> gr.Blocks:
     """Build the Blocks. Starts background preparation when `settings.prepare` is on."""
     settings = settings or Settings.from_env()
+    use_upload_folder(settings)
     service, why_not = _leaderboard_service(settings)
     preparation = None
     worker_now = service is not None and benchmark_ready(settings.benchmark_dir, settings)
@@ -117,16 +137,46 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     return demo
 
 
+def _blocked_paths(settings: Settings) -> list[str]:
+    """Everything under SVR_HOME but the upload folder, and the benchmark wherever it is.
+
+    Gradio checks blocked paths before anything else, including its own upload folder, so
+    SVR_HOME itself cannot be blocked; its entries are (those present at launch and the ones
+    the app creates), and nothing else under it is served in any case (Gradio serves only
+    its upload folder and files the app returns).
+    """
+    home = settings.home
+    names = {"benchmark", "svr.db", "svr.db-journal", "svr.db-wal", "svr.db-shm", "archives",
+             "scratch", "backup"}  # fmt: skip
+    if home.is_dir():
+        names |= {p.name for p in home.iterdir()}
+    names.discard(settings.upload_dir.name)
+    return sorted({str(home / n) for n in names} | {str(settings.benchmark_dir)})
+
+
 def launch_kwargs(settings: Settings, demo: gr.Blocks | None = None) -> dict[str, Any]:
-    """Arguments of `Blocks.launch` for these settings (SVR_HOME is never served), with the
-    plain HTTP routes `build_app` attached to `demo` (e.g. GET /api/leaderboard.json)."""
+    """Arguments of `Blocks.launch` for these settings (nothing of SVR_HOME is served but the
+    upload folder), with the plain HTTP routes `build_app` attached to `demo` (e.g. GET
+    /api/leaderboard.json) and the request limits (`svr.limits.RequestLimits`: bodies at
+    most SVR_MAX_BODY_MB, uploads at most SVR_MAX_UPLOAD_MB, the upload folder at most
+    SVR_UPLOADS_MB)."""
+    from starlette.middleware import Middleware
+
+    limits = Middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_mb << 20,
+        max_upload_bytes=settings.max_upload_mb << 20,
+        upload_dir=settings.upload_dir,
+        upload_cap_bytes=settings.uploads_mb << 20,
+        upload_ttl_s=float(settings.upload_ttl_s),
+    )
     return {
         "server_name": settings.server_name,
         "server_port": settings.server_port,
-        "blocked_paths": [str(settings.home)],
+        "blocked_paths": _blocked_paths(settings),
         "max_file_size": f"{settings.max_upload_mb}mb",
         "show_error": True,
-        "app_kwargs": {"routes": list(getattr(demo, "http_routes", []))},
+        "app_kwargs": {"routes": list(getattr(demo, "http_routes", [])), "middleware": [limits]},
     }
 
 

@@ -11,8 +11,10 @@ points or mesh, `.xyz` points, `.obj` / `.off` / `.glb` meshes. Formats are reco
 content as well as by name; a mismatch is an item error.
 
 Safety: members are read into memory, never extracted by name, so nothing is written outside
-the scratch folder. A `.tar.gz` is decompressed (with the size caps below) into one temporary
-file in a fresh folder under `scratch`, deleted when the submission is closed. Refused with a
+the scratch folder. A `.tar.gz` is decompressed (with the size caps below, and at most
+`max_scratch_bytes` of it) into one temporary file in a fresh folder under `scratch` named
+after this process (`leaderboard.scratch`), deleted when the submission is closed; folders of
+processes that died are removed when the next submission is opened. Refused with a
 `SubmissionError`: absolute paths, `..` components, backslashes, symbolic and hard links,
 device files, FIFOs, encrypted entries, more than `max_entries` entries, more than
 `max_total_bytes` uncompressed (counted on the bytes actually read, not the headers), an entry
@@ -34,6 +36,7 @@ it as a whole, and writes archives (`write_submission_zip`, `write_template`).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import io
@@ -58,6 +61,7 @@ from leaderboard.containers import (
     _ZipContainer,
 )
 from leaderboard.items import _DESCRIBE, ITEM_FORMATS, _load_npy, decode_item, sniff
+from leaderboard.scratch import clean_scratch, make_scratch_dir
 from leaderboard.validation import (
     ItemData,
     ItemError,
@@ -71,6 +75,7 @@ from svr.classes import SYNSET_TO_NAME
 from svr.data.inputs import TestInputs
 from svr.data.layout import Benchmark
 from svr.io import atomic_path
+from svr.limits import release_memory
 from svr.types import Prediction
 
 __all__ = [
@@ -170,6 +175,16 @@ class ParsedSubmission:
     """A validated submission: manifest, which test items are present, missing or empty, and
     lazy loading of predictions (one item in memory at a time).
 
+    `sha256` hashes the archive's bytes. `content_sha256` (hex) hashes what the items decode
+    to, so the same predictions give the same value whatever the container (.zip, .tar,
+    .tar.gz, .npz), compression, member order or folder prefix, and whatever the item file
+    format where the decoded arrays are the same (a bool .npy grid and its .binvox; a float
+    grid and the bool grid of its occupancy at the manifest threshold; .npy and .xyz
+    points; meshes as .obj, .ply, .off, .glb or .npz): SHA-256 over the sorted present item
+    ids, each followed by the digest of its canonical content (`item_digest`). Computed
+    during validation, one item in memory at a time. Manifest fields (method name, authors)
+    are not part of it.
+
     Use as a context manager (or call `close()`) to release the archive and its scratch files.
     """
 
@@ -184,10 +199,12 @@ class ParsedSubmission:
         limits: ArchiveLimits,
         scratch_dir: Path | None,
         benchmark_id: str = "",
+        content_sha256: str = "",
     ):
         self.manifest = manifest
         self.benchmark_id = benchmark_id
         self.sha256 = sha256
+        self.content_sha256 = content_sha256
         self.test_ids = test_ids
         self._members = members
         self.present = [i for i in test_ids if i in members]
@@ -240,6 +257,35 @@ def _cleanup(container: _Container, scratch_dir: Path | None) -> None:
             shutil.rmtree(scratch_dir, ignore_errors=True)
 
 
+def item_digest(item: ItemData, threshold: float) -> bytes:
+    """SHA-256 (32 bytes) of an item's canonical content: its kind and shape, then a voxel
+    grid's occupancy (value >= `threshold`) as packed bits in C order (x, y, z), points as
+    float32 (N, 3), or a mesh's vertices as float32 (V, 3) and faces as int64 (F, 3)."""
+    digest = hashlib.sha256()
+    if item.kind == "voxels" and item.grid is not None:
+        occupied = np.asarray(item.grid) >= threshold
+        digest.update(b"voxels" + np.asarray(occupied.shape, "<i8").tobytes())
+        digest.update(np.packbits(occupied, axis=None).tobytes())
+    elif item.kind == "points" and item.points is not None:
+        points = np.ascontiguousarray(item.points, dtype="<f4")
+        digest.update(b"points" + np.asarray(points.shape, "<i8").tobytes() + points.tobytes())
+    elif item.vertices is not None and item.faces is not None:
+        vertices = np.ascontiguousarray(item.vertices, dtype="<f4")
+        faces = np.ascontiguousarray(item.faces, dtype="<i8")
+        digest.update(b"mesh" + np.asarray([len(vertices), len(faces)], "<i8").tobytes())
+        digest.update(vertices.tobytes())
+        digest.update(faces.tobytes())
+    return digest.digest()
+
+
+def content_digest(digests: dict[str, bytes]) -> str:
+    """Hex SHA-256 over (item id, item digest) pairs in sorted id order."""
+    total = hashlib.sha256()
+    for item_id in sorted(digests):
+        total.update(item_id.encode() + b"\0" + digests[item_id])
+    return total.hexdigest()
+
+
 def to_prediction(item: ItemData, manifest: Manifest) -> Prediction:
     """Wrap checked item data as an `svr.types.Prediction` named after the method."""
     if item.kind == "voxels":
@@ -270,6 +316,7 @@ def open_submission(
     limits: ArchiveLimits = DEFAULT_LIMITS,
     scratch: str | Path | None = None,
     manifest: Manifest | None = None,
+    scratch_budget: int | None = None,
 ) -> ParsedSubmission:
     """Open, check and validate a submission archive against a benchmark's test split.
 
@@ -278,9 +325,12 @@ def open_submission(
         benchmark: the benchmark whose test items the archive must name.
         limits: archive and item caps.
         scratch: parent folder for temporary files (only .tar.gz needs one); default: the
-            system temp folder. Nothing is written anywhere else.
+            system temp folder. Nothing is written anywhere else. When given, folders in it
+            left by processes that no longer run are removed first.
         manifest: use this manifest instead of the archive's `submission.json` (e.g. filled
             in a web form); the archive then need not hold one.
+        scratch_budget: bytes a .tar.gz may take once decompressed (default
+            `limits.max_scratch_bytes`); more is refused with a reason.
 
     Returns:
         A ParsedSubmission (close it when done).
@@ -295,12 +345,16 @@ def open_submission(
     test_ids = [item.item_id for item in benchmark.items("test")]
     if not test_ids:
         raise ValueError(f"benchmark {benchmark.root} has no test items")
+    if scratch_budget is not None:
+        limits = dataclasses.replace(limits, max_scratch_bytes=scratch_budget)
     sha = _sha256(path)
     kind = _container_kind(path)
     scratch_dir: Path | None = None
     container: _Container
     if kind == "tgz":
-        scratch_dir = Path(tempfile.mkdtemp(prefix="submission-", dir=scratch))
+        if scratch is not None:
+            clean_scratch(scratch)
+        scratch_dir = make_scratch_dir(scratch if scratch is not None else tempfile.gettempdir())
         try:
             tar_path = scratch_dir / "archive.tar"
             _gunzip(path, tar_path, limits)
@@ -326,6 +380,8 @@ def open_submission(
     except BaseException:
         _cleanup(container, scratch_dir)
         raise
+    finally:
+        release_memory()  # hand the decoded items' freed memory back to the system
     return parsed
 
 
@@ -370,7 +426,7 @@ def _validate(
         if len(manifest_members) > 1:
             raise SubmissionError(f"the submission holds more than one {MANIFEST_NAME}")
         try:
-            raw = container.read(manifest_members[0])
+            raw = bytes(container.read(manifest_members[0]))
         except ItemError as exc:
             raise SubmissionError(f"unreadable {MANIFEST_NAME}", [str(exc)]) from None
         if manifest_members[0].name.endswith(".npy"):
@@ -442,6 +498,7 @@ def _validate(
 
     chosen: dict[str, _Member] = {}
     empty: list[str] = []
+    digests: dict[str, bytes] = {}
     for item_id in test_ids:
         candidates = by_id.get(item_id)
         if not candidates:
@@ -462,6 +519,7 @@ def _validate(
             report(f"{m.name}: {exc}")
             continue
         chosen[item_id] = m
+        digests[item_id] = item_digest(item, manifest.threshold)
         if is_empty(item, manifest.threshold):
             empty.append(item_id)
         del data, item
@@ -494,7 +552,7 @@ def _validate(
     )
     return ParsedSubmission(
         manifest, sha, test_ids, chosen, empty, container, limits, scratch_dir,
-        benchmark.meta.identifier,
+        benchmark.meta.identifier, content_digest(digests),
     )  # fmt: skip
 
 

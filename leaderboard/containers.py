@@ -41,11 +41,14 @@ class ArchiveLimits:
     real 128^3 bool grids saved with np.save and deflated, legitimate ratios reach ~520:1
     (median ~200:1) and 256^3 grids ~780:1, so the default is 1000:1; deflate itself tops
     out near 1032:1, bzip2/lzma bombs go far beyond. The real bound is max_total_bytes,
-    enforced on the bytes actually decompressed.
+    enforced on the bytes actually decompressed. max_entry_bytes (one member, held in memory
+    while it is decoded) admits a 256^3 float64 grid (128 MiB). max_scratch_bytes bounds the
+    temporary file a .tar.gz is decompressed into (`_gunzip`).
     """
 
     max_total_bytes: int = 2 * _GiB
-    max_entry_bytes: int = 256 * _MiB
+    max_entry_bytes: int = 160 * _MiB
+    max_scratch_bytes: int = _GiB
     max_entries: int = 200_000
     max_ratio: float = 1000.0
     ratio_min_bytes: int = _MiB
@@ -103,9 +106,9 @@ def _read_capped(
     budget: _Budget | None,
     compressed: int | None,
     declared: int | None,
-) -> bytes:
+) -> bytearray:
     """Read a stream fully, enforcing the entry cap, the ratio cap and the total budget on
-    the bytes actually produced."""
+    the bytes actually produced. Returns the growing buffer itself (no final copy)."""
     out = bytearray()
     while True:
         chunk = stream.read(_CHUNK)
@@ -131,7 +134,7 @@ def _read_capped(
             raise _ratio_error(name, n, compressed, limits)
         if budget is not None:
             budget.take(len(chunk))
-    return bytes(out)
+    return out
 
 
 # ----------------------------------------------------------------------------- names
@@ -182,7 +185,7 @@ class _Container:
     members: list[_Member]
     budget: _Budget
 
-    def read(self, member: _Member) -> bytes:  # pragma: no cover - abstract
+    def read(self, member: _Member) -> bytearray:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def close(self) -> None:  # pragma: no cover - abstract
@@ -299,7 +302,7 @@ class _ZipContainer(_Container):
         ):
             raise _ratio_error(info.filename, info.file_size, info.compress_size, self.limits)
 
-    def read(self, member: _Member) -> bytes:
+    def read(self, member: _Member) -> bytearray:
         info = member.handle
         if not isinstance(info, zipfile.ZipInfo):  # pragma: no cover - internal
             raise TypeError("zip member expected")
@@ -386,7 +389,7 @@ class _TarContainer(_Container):
                 ],
             )
 
-    def read(self, member: _Member) -> bytes:
+    def read(self, member: _Member) -> bytearray:
         info = member.handle
         if not isinstance(info, tarfile.TarInfo):  # pragma: no cover - internal
             raise TypeError("tar member expected")
@@ -406,7 +409,8 @@ class _TarContainer(_Container):
 
 
 def _gunzip(path: Path, dest: Path, limits: ArchiveLimits) -> None:
-    """Decompress a gzip file into `dest` with the total and ratio caps on actual bytes."""
+    """Decompress a gzip file into `dest` with the total, ratio and scratch caps on the bytes
+    actually produced (a partial file is left for the caller to remove)."""
     compressed = path.stat().st_size
     # The tar stream holds the members plus 512-byte headers and padding.
     cap = limits.max_total_bytes + 1024 * (limits.max_entries + 16)
@@ -428,6 +432,17 @@ def _gunzip(path: Path, dest: Path, limits: ArchiveLimits) -> None:
                     )
                 if produced > limits.ratio_min_bytes and produced > limits.max_ratio * compressed:
                     raise _ratio_error(path.name, produced, compressed, limits)
+                if produced > limits.max_scratch_bytes:
+                    raise SubmissionError(
+                        "a .tar.gz this large cannot be unpacked for validation",
+                        [
+                            f"{path.name} decompresses to more than "
+                            f"{limits.max_scratch_bytes / _MiB:,.0f} MB, the most the server "
+                            "unpacks of a .tar.gz; submit the same files as a .zip (read in "
+                            f"place, up to {limits.max_total_bytes / _GiB:.3g} GiB uncompressed) "
+                            f"or lighter items: {_SIZE_ADVICE}"
+                        ],
+                    )
                 out.write(chunk)
     except (OSError, EOFError, zlib.error) as exc:
         raise SubmissionError(f"{path.name} is not a readable gzip file", [str(exc)]) from None

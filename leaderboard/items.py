@@ -74,8 +74,8 @@ def sniff(data: bytes) -> str | None:
 
 
 def _load_npy(data: bytes, what: str = ".npy file", allow_text: bool = False) -> np.ndarray:
-    """Parse .npy bytes: header checked against the data size first, then np.load with
-    allow_pickle=False. Object (pickled) arrays are refused."""
+    """Parse .npy bytes: the header is checked against the data size, then the array is a
+    view of `data` (no copy; never unpickled). Object (pickled) arrays are refused."""
     fp = io.BytesIO(data)
     try:
         version = np.lib.format.read_magic(fp)
@@ -102,11 +102,9 @@ def _load_npy(data: bytes, what: str = ".npy file", allow_text: bool = False) ->
             f"truncated {what}: its header promises shape {shape} {dtype} ({needed:,} bytes) "
             f"but only {available:,} bytes of data follow"
         )
-    fp.seek(0)
-    try:
-        return np.load(fp, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ItemError(f"unreadable {what}: {exc}") from None
+    # A view of the bytes already in memory (np.load would copy them).
+    array = np.frombuffer(data, dtype=dtype, count=count, offset=fp.tell())
+    return array.reshape(shape, order="F" if fortran else "C")
 
 
 def _npz_arrays(
@@ -193,6 +191,12 @@ def _read_binvox_item(data: bytes, limits: ArchiveLimits) -> ItemData:
             except ValueError:
                 raise ItemError(f"unreadable binvox header line {line[:40]!r}") from None
             _check_grid_dims(dims, limits.items)
+            # Each run is two bytes covering at least one voxel.
+            if len(data) > 1024 + 2 * dims[0] ** 3:
+                raise ItemError(
+                    f"binvox file is {len(data):,} bytes, more than a {dims[0]}^3 grid's "
+                    "run-length data can take (corrupt or padded file)"
+                )
             break
         if line.startswith(b"data"):
             break

@@ -14,6 +14,7 @@
 | SVR_SCORING_TIME_LIMIT    | 3600                        | seconds one scoring job may take                 |
 | SVR_HEARTBEAT_STALE       | 300                         | seconds without heartbeat before a job is requeued |
 | SVR_MAX_ARCHIVE_MB        | 2048                        | largest archive accepted (MB)                    |
+| SVR_SCRATCH_MB            | 1024                        | most a .tar.gz may take unpacked for validation (MB) |
 | SVR_SCORING_DEVICE        | (auto)                      | cpu or cuda                                      |
 | SVR_BACKUP_REPO           | (unset: no backup)          | private HF dataset repo id for backups           |
 | SVR_BACKUP_INTERVAL       | 3600                        | seconds between backups                          |
@@ -70,6 +71,7 @@ class LeaderboardSettings:
     heartbeat_interval_s: float = 10.0
     poll_interval_s: float = 2.0
     max_archive_bytes: int = 2048 * (1 << 20)
+    scratch_budget_bytes: int = 1024 * (1 << 20)
     scoring_device: str | None = None
     backup_repo: str | None = None
     backup_interval_s: float = 3600.0
@@ -86,6 +88,12 @@ class LeaderboardSettings:
     @property
     def scratch_dir(self) -> Path:
         return self.home / "scratch"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """The web server's upload folder (uploaded archives are removed from it once
+        stored or refused)."""
+        return self.home / "uploads"
 
     @property
     def on_space(self) -> bool:
@@ -117,6 +125,7 @@ class LeaderboardSettings:
             scoring_time_limit_s=_float(env, "SVR_SCORING_TIME_LIMIT", 3600.0),
             heartbeat_stale_s=_float(env, "SVR_HEARTBEAT_STALE", 300.0),
             max_archive_bytes=env_int(env, "SVR_MAX_ARCHIVE_MB", 2048, minimum=1) * (1 << 20),
+            scratch_budget_bytes=env_int(env, "SVR_SCRATCH_MB", 1024, minimum=1) * (1 << 20),
             scoring_device=device,
             backup_repo=(env.get("SVR_BACKUP_REPO") or "").strip() or None,
             backup_interval_s=_float(env, "SVR_BACKUP_INTERVAL", 3600.0),

@@ -97,6 +97,7 @@ def _collect_rows(
 
 def _numbers(raw: bytes, what: str, comment: bool) -> np.ndarray:
     """The numbers of one text block, float64 (N,); ItemError for anything else."""
+    raw = bytes(raw)  # np.fromstring takes read-only bytes (the block only is copied)
     if comment and b"#" in raw:
         raw = b"\n".join(line.split(b"#", 1)[0] for line in raw.split(b"\n"))
     with warnings.catch_warnings():

@@ -16,12 +16,16 @@
 | SVR_CONCURRENCY      | 2                                    | reconstructions run at the same time              |
 | SVR_MAX_QUEUE        | 100                                  | requests waiting in the queue before refusal      |
 | SVR_MAX_UPLOAD_MB    | 50                                   | largest upload accepted by the server (MB)        |
+| SVR_MAX_BODY_MB      | 16                                   | largest other request body, e.g. JSON (MB)        |
+| SVR_UPLOADS_MB       | 1024                                 | most the upload folder may hold (MB)              |
+| SVR_UPLOAD_TTL       | 3600                                 | seconds an upload is kept                         |
 | GRADIO_SERVER_NAME   | 127.0.0.1                            | interface to listen on (0.0.0.0 on a server)      |
 | GRADIO_SERVER_PORT   | 7860                                 | port                                              |
 
 SVR_HOME lies outside the working directory and the temporary directory on purpose:
 Gradio serves files from those, and the hidden test split's ground truth must never be
-downloadable. The leaderboard has its own settings (`leaderboard.settings`).
+downloadable. Gradio's upload folder is `$SVR_HOME/uploads` (`upload_dir`): the only part
+of SVR_HOME that is served. The leaderboard has its own settings (`leaderboard.settings`).
 """
 
 from __future__ import annotations
@@ -105,9 +109,17 @@ class Settings:
     concurrency: int = 2
     max_queue: int = 100
     max_upload_mb: int = 50
+    max_body_mb: int = 16
+    uploads_mb: int = 1024
+    upload_ttl_s: int = 3600
     server_name: str = "127.0.0.1"
     server_port: int = 7860
     test_secret: TestSecret | None = field(default=None, repr=False)
+
+    @property
+    def upload_dir(self) -> Path:
+        """Gradio's upload folder (GRADIO_TEMP_DIR), under SVR_HOME."""
+        return self.home / "uploads"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -134,6 +146,9 @@ class Settings:
             concurrency=env_int(env, "SVR_CONCURRENCY", 2, minimum=1),
             max_queue=env_int(env, "SVR_MAX_QUEUE", 100, minimum=1),
             max_upload_mb=env_int(env, "SVR_MAX_UPLOAD_MB", 50, minimum=1),
+            max_body_mb=env_int(env, "SVR_MAX_BODY_MB", 16, minimum=1),
+            uploads_mb=env_int(env, "SVR_UPLOADS_MB", 1024, minimum=1),
+            upload_ttl_s=env_int(env, "SVR_UPLOAD_TTL", 3600, minimum=1),
             server_name=env.get("GRADIO_SERVER_NAME", "127.0.0.1") or "127.0.0.1",
             server_port=env_int(env, "GRADIO_SERVER_PORT", 7860, minimum=1),
             test_secret=_secret(env),

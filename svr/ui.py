@@ -30,7 +30,13 @@ from svr.inference import (
     recognise,
 )
 from svr.prepare import Preparation, benchmark_ready
-from svr.preprocess import DEFAULT_FOREGROUND_RATIO, ImageInputError, checkerboard
+from svr.preprocess import (
+    DEFAULT_FOREGROUND_RATIO,
+    ImageInputError,
+    checkerboard,
+    image_from_data_url,
+    image_size,
+)
 from svr.settings import REPO_ROOT, Settings
 
 __all__ = [
@@ -49,24 +55,35 @@ CONTACT_SHEET = REPO_ROOT / "assets" / "contact_sheet.png"
 SEED_DISTRIBUTIONS = REPO_ROOT / "assets" / "leaderboard" / "distributions.png"
 
 
-def image_file_input(**kwargs) -> gr.Image:
-    """A gr.Image (type "filepath", no mode conversion) whose upload errors are readable.
+def image_file_input(max_inline_bytes: int = 16 << 20, **kwargs) -> gr.Image:
+    """A gr.Image (type "filepath", no mode conversion) that never decodes an image itself.
 
-    The app validates and decodes files itself (`svr.preprocess.load_image`). Gradio
-    still opens the upload's header before the handler runs; a file that is not an image
-    then fails there, so that step's exception becomes a `gr.Error` naming the file
-    instead of a bare server error. (The instance's `preprocess` is wrapped rather than
-    the class subclassed: Gradio writes a .pyi stub next to any module defining a
-    component subclass.)
+    The app validates and decodes files itself (`svr.preprocess.load_image`). Before
+    Gradio's own preprocessing runs, the image's header is checked (`image_size`: a file
+    over the pixel limit is refused before anything is decoded), and an image sent inline
+    as a `data:` URL (API calls), which Gradio would decode and re-encode in full, is
+    written to the upload folder as it came (at most `max_inline_bytes`) after the same
+    header check. Errors become a `gr.Error` naming the file, never a server path. (The
+    instance's `preprocess` is wrapped rather than the class subclassed: Gradio writes a
+    .pyi stub next to any module defining a component subclass.)
     """
     component = gr.Image(type="filepath", image_mode=None, **kwargs)
     original = component.preprocess
 
     def preprocess(payload):
+        name = getattr(payload, "orig_name", None) or "the image"
+        url = getattr(payload, "url", None) or ""
+        try:
+            if url.startswith("data:"):
+                return str(image_from_data_url(url, component.GRADIO_CACHE, max_inline_bytes))
+            path = getattr(payload, "path", None)
+            if path:
+                image_size(path, name)
+        except ImageInputError as exc:
+            raise gr.Error(str(exc)) from None
         try:
             return original(payload)
         except (UnidentifiedImageError, OSError, ValueError) as exc:
-            name = getattr(payload, "orig_name", None) or "the file"
             raise gr.Error(
                 f"{name} is not an image the app can read ({type(exc).__name__}); "
                 "upload a PNG, JPEG, WebP, GIF or BMP file"
@@ -217,6 +234,7 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
         with gr.Row():
             with gr.Column(scale=1):
                 image = image_file_input(
+                    max_inline_bytes=ctx.settings.max_body_mb << 20,
                     label="Input image (upload, paste or webcam)",
                     sources=["upload", "clipboard", "webcam"],
                     format="png",
