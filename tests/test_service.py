@@ -382,11 +382,12 @@ def test_reads_reuse_the_visibility_check_briefly_but_see_own_changes_at_once(
 ) -> None:
     from leaderboard_fakes import fake_open, fake_score
 
+    import leaderboard.ranking as ranking_module
     import leaderboard.service as service_module
     from leaderboard.worker import Worker
 
     clock = [1000.0]
-    monkeypatch.setattr(service_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(ranking_module.time, "monotonic", lambda: clock[0])
     a = svc.submit(_scored_archive(tmp_path, svc, "A", 0.7), {}, "alice")
     _score_all(svc)  # the service's own worker: visible at once
     assert [r["ID"] for r in svc.records()] == [a]

@@ -1,0 +1,193 @@
+"""Reads: the status of one submission, a submitter's list, and the leaderboard tables.
+
+Built on `leaderboard.ranking` (the cached entries); nothing returned holds a server path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+
+from leaderboard import views
+from leaderboard.db import ClassResult, Status, Submission
+from leaderboard.errors import ServiceError
+from leaderboard.ranking import RankingMixin
+
+__all__ = ["ReadsMixin", "summary_row"]
+
+
+class ReadsMixin(RankingMixin):
+    """Status, "my submissions" and the leaderboard tables."""
+
+    def status(self, submission_id: int) -> dict[str, Any]:
+        """Status of one submission: id, method, status, reason, details, progress, times;
+        when done also overall (both means), per_class (class -> metric -> mean/median),
+        coverage and protocol. ServiceError if there is no such (non-deleted) submission."""
+        with self.factory() as session:
+            row = session.get(Submission, int(submission_id))
+            if row is None or row.deleted:
+                raise ServiceError(f"no submission {submission_id}")
+            out: dict[str, Any] = {
+                "id": row.id,
+                "method": row.method,
+                "status": row.status,
+                "reason": row.reason,
+                "details": list(row.details or []),
+                "progress": {"done": row.progress_done, "total": row.progress_total},
+                "created_at": row.created_at.isoformat(),
+                "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+                "attempts": row.attempts,
+                "baseline": row.baseline,
+                "verified": row.verified,
+                "hidden": row.hidden,
+                "protocol": row.protocol_id,
+                "benchmark": row.benchmark_id,
+            }
+            if row.status == Status.DONE:
+                out["overall"] = row.overall
+                out["coverage"] = row.coverage
+                per_class: dict[str, dict[str, dict[str, float | None]]] = {}
+                for r in session.scalars(
+                    select(ClassResult).where(ClassResult.submission_id == row.id)
+                ):
+                    per_class.setdefault(r.class_name, {})[r.metric] = {
+                        "mean": r.mean, "median": r.median,
+                    }  # fmt: skip
+                out["per_class"] = per_class
+        return out
+
+    def submissions_of(self, submitter: str) -> pd.DataFrame:
+        """The submitter's non-deleted submissions, newest first."""
+        with self.factory() as session:
+            rows = session.scalars(
+                select(Submission).where(
+                    Submission.submitter == (submitter or "").strip(),
+                    Submission.deleted.is_(False),
+                )
+            ).all()
+        return views.submissions_frame([summary_row(r) for r in rows])
+
+    def describe(self) -> str:
+        """One line naming the benchmark and the protocol the table is scored with."""
+        protocol_id, bench_id = self._current_ids()
+        bench = f"benchmark `{bench_id}`" if bench_id else "no benchmark yet"
+        return (
+            f"Scored on {bench} with protocol `{protocol_id}`; entries scored with another "
+            "benchmark or protocol are listed again once a maintainer rescores them."
+        )
+
+    def table(
+        self,
+        search: str = "",
+        representations: Iterable[str] | None = None,
+        show_baselines: bool = True,
+        per_class: bool = False,
+        columns: Iterable[str] | None = None,
+        sort_by: str | None = None,
+        markdown_links: bool = False,
+    ) -> pd.DataFrame:
+        """The leaderboard table (see `views.leaderboard_frame`), filtered and sorted."""
+        analysis = self._analysis()
+        frames = analysis.setdefault("frames", {})  # built once per analysis
+        if (per_class, markdown_links) not in frames:
+            frames[(per_class, markdown_links)] = views.leaderboard_frame(
+                analysis["entries"], self.headline_key, per_class=per_class,
+                markdown_links=markdown_links, baselines_compared=analysis["refs"],
+            )  # fmt: skip
+        frame = frames[(per_class, markdown_links)].copy()
+        if columns is not None and per_class:
+            columns = list(columns) + [c for c in frame.columns if views.is_class_column(c)]
+        return views.filter_frame(frame, search, representations, show_baselines, columns, sort_by)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The default table as JSON records (the `/leaderboard` API), built once per change."""
+        analysis = self._analysis()
+        if "records" not in analysis:
+            analysis["records"] = views.frame_records(self.table())
+        return analysis["records"]
+
+    def recognition_table(self) -> pd.DataFrame:
+        """Per entry and reference baseline: verdict, KS statistic and p, paired p, items."""
+        analysis = self._analysis()
+        rows = []
+        for entry in analysis["entries"]:
+            for label, c in analysis["verdicts"][entry.id].items():
+                rows.append(
+                    {
+                        "Method": entry.name,
+                        "Baseline": label,
+                        "Verdict": c.verdict,
+                        "KS D": round(c.ks_stat, 3),
+                        "KS p": c.ks_p,
+                        "Wilcoxon p": c.wilcoxon_p,
+                        "Mean difference": round(c.mean_diff, 4)
+                        if math.isfinite(c.mean_diff)
+                        else None,
+                        "Paired items": c.n_paired,
+                    }
+                )
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "Method",
+                "Baseline",
+                "Verdict",
+                "KS D",
+                "KS p",
+                "Wilcoxon p",
+                "Mean difference",
+                "Paired items",
+            ],  # fmt: skip
+        )
+
+    def per_class_table(
+        self, submission_ids: Iterable[int] | None = None, metric: str | None = None
+    ) -> pd.DataFrame:
+        """Mean of `metric` (default: the headline) per class (rows) and entry (columns)."""
+        entries = self.entries()
+        if submission_ids is not None:
+            wanted = {int(i) for i in submission_ids}
+            entries = [e for e in entries if e.id in wanted]
+        if metric is None or metric == self.headline_key:
+            return views.per_class_frame({e.name: e.per_class for e in entries})
+        means: dict[int, dict[str, float | None]] = {e.id: {} for e in entries}
+        with self.factory() as session:
+            for sid, cls, mean in session.execute(
+                select(ClassResult.submission_id, ClassResult.class_name, ClassResult.mean).where(
+                    ClassResult.submission_id.in_(list(means)), ClassResult.metric == metric
+                )
+            ):
+                means[sid][cls] = mean
+        return views.per_class_frame({e.name: means[e.id] for e in entries})
+
+    def entry_choices(self) -> list[tuple[str, int]]:
+        """(label, id) of visible entries, for dropdowns."""
+        return [(f"{e.name} (#{e.id})", e.id) for e in self.entries()]
+
+
+def summary_row(row: Submission, admin: bool = False) -> dict[str, object]:
+    """One row of `views.submissions_frame` (with the submitter's name when `admin`)."""
+    flags = [f for f in ("baseline", "verified", "hidden", "deleted") if getattr(row, f)]
+    if row.status == Status.SCORING and row.progress_total:
+        progress = f"{row.progress_done}/{row.progress_total}"
+    elif row.status == Status.DONE:
+        progress = f"{row.progress_total}/{row.progress_total}"
+    else:
+        progress = ""
+    reason = row.reason
+    if row.details:
+        reason += " | " + "; ".join(row.details[:5])
+    method = f"{row.method} ({row.submitter})" if admin else row.method
+    return {
+        "ID": row.id,
+        "Method": method,
+        "Status": row.status,
+        "Progress": progress,
+        "Reason": reason,
+        "Submitted": row.created_at.strftime("%Y-%m-%d %H:%M"),
+        "Flags": ", ".join(flags),
+    }
