@@ -42,6 +42,7 @@ import torch
 
 from svr.data.dataset import load_training_data
 from svr.data.layout import Benchmark
+from svr.io import atomic_path
 from svr.models import REGISTRY, model_class
 from svr.models.base import (
     CONFIG_FILE,
@@ -51,7 +52,9 @@ from svr.models.base import (
     resolve_pretrained_path,
 )
 
-__all__ = ["TrainResult", "seed_everything", "train", "validate", "main"]
+__all__ = ["TrainResult", "seed_everything", "train", "validate", "main", "CHECKPOINT_FILE"]
+
+CHECKPOINT_FILE = "checkpoint.pt"
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +145,8 @@ def train(
     threads: int = 2,
     init_encoder: str | os.PathLike | None = None,
     pool: str | os.PathLike | None = None,
+    resume: bool = False,
+    checkpoint_minutes: float = 10.0,
 ) -> TrainResult:
     """Train `method` on the train split of the benchmark at `data`, save it to `out`.
 
@@ -163,6 +168,10 @@ def train(
             AtlasNet); the architectures must match.
         pool: a photo pool of this benchmark's train split (`svr.data.pool`) whose images
             are trained on beside the benchmark's views.
+        resume: continue from `out`/checkpoint.pt (written every `checkpoint_minutes` of
+            training) when it is a checkpoint of the same run (method, config, data); the
+            time budget then counts the earlier runs' time too. The checkpoint is removed once
+            the model is saved.
     """
     start = time.perf_counter()
     torch.set_num_threads(threads)
@@ -196,6 +205,12 @@ def train(
     budget = math.inf if max_minutes is None else 60.0 * max_minutes
 
     steps, epochs_done, last_loss = 0, 0.0, float("nan")
+    resumed_from, elapsed_before = 0, 0.0
+    ckpt_path = Path(out) / CHECKPOINT_FILE
+
+    def elapsed() -> float:
+        return elapsed_before + time.perf_counter() - start
+
     if model.trainable and model.config.epochs > 0:
         mask = model.training_image_mask(train_data)
         chosen = (
@@ -212,22 +227,50 @@ def train(
             # cosine decay over the planned steps, or over the time budget if that ends sooner
             done = steps / total_steps
             if math.isfinite(budget):
-                done = max(done, (time.perf_counter() - start) / budget)
+                done = max(done, elapsed() / budget)
             for group in opt.param_groups:
                 group["lr"] = model.config.lr * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
 
         gen = torch.Generator().manual_seed(seed)
         occ_per_step = getattr(model.config, "occ_per_step", 1024)
         pts_per_step = getattr(model.config, "points_per_step", 2500)
+        fingerprint = _run_fingerprint(model, train_data, bs)
+        first_epoch, first_batch, order = 0, 0, None
+        if resume and ckpt_path.is_file():
+            state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            if state.get("fingerprint") != fingerprint:
+                raise ValueError(
+                    f"{ckpt_path} is a checkpoint of another run (method, config or data "
+                    "differ); remove it or choose another --out"
+                )
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            gen.set_state(state["generator"])
+            steps, first_epoch, first_batch = state["steps"], state["epoch"], state["batch"]
+            order, elapsed_before = state["order"], state["elapsed"]
+            resumed_from = steps
+            logger.info("resumed from %s at step %d (epoch %d)", ckpt_path, steps, first_epoch + 1)
         from tqdm.auto import tqdm
 
+        def save_checkpoint(epoch: int, b: int, epoch_order: torch.Tensor) -> None:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            payload = {
+                "fingerprint": fingerprint, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "generator": gen.get_state(), "steps": steps,
+                "epoch": epoch, "batch": b, "order": epoch_order, "elapsed": elapsed(),
+            }  # fmt: skip
+            with atomic_path(ckpt_path) as tmp:
+                torch.save(payload, tmp)
+
         model.train()
-        bar = tqdm(total=total_steps, desc=f"train {method}", disable=not progress)
+        bar = tqdm(total=total_steps, initial=steps, desc=f"train {method}", disable=not progress)
         stop = False
         running = None
-        for epoch in range(model.config.epochs):
-            order = chosen[torch.randperm(len(chosen), generator=gen)]
-            for b in range(per_epoch):
+        last_save = time.perf_counter()
+        for epoch in range(first_epoch, model.config.epochs):
+            if order is None or epoch != first_epoch:
+                order = chosen[torch.randperm(len(chosen), generator=gen)]
+            for b in range(first_batch if epoch == first_epoch else 0, per_epoch):
                 set_lr()
                 batch = train_data.batch(
                     order[b * bs : (b + 1) * bs], dev, occ_per_step, pts_per_step, gen
@@ -241,7 +284,10 @@ def train(
                 running = last_loss if running is None else 0.95 * running + 0.05 * last_loss
                 bar.update(1)
                 bar.set_postfix(loss=f"{running:.4f}", epoch=epoch + 1)
-                if time.perf_counter() - start > budget:
+                if time.perf_counter() - last_save > 60.0 * checkpoint_minutes:
+                    save_checkpoint(epoch, b + 1, order)
+                    last_save = time.perf_counter()
+                if elapsed() > budget:
                     stop = True
                     epochs_done = epoch + (b + 1) / per_epoch
                     break
@@ -268,6 +314,8 @@ def train(
         "prepare_seconds": round(prepare_seconds, 1),
         "training_seconds": round(train_seconds, 1),
         "stopped_by_time_budget": bool(steps and epochs_done < model.config.epochs),
+        "resumed_at_step": resumed_from or None,
+        "training_seconds_all_runs": round(elapsed(), 1),
         "seed": seed,
         "device": str(dev),
         "torch": torch.__version__,
@@ -283,8 +331,22 @@ def train(
     info.update(scores)
     model.training_info = {**model.training_info, **info}
     out_dir = model.save_pretrained(out)
+    ckpt_path.unlink(missing_ok=True)
     logger.info("saved %s to %s (%s)", method, out_dir, scores)
     return TrainResult(model, out_dir, model.training_info)
+
+
+def _run_fingerprint(model: ReconstructionModel, data: Any, batch_size: int) -> str:
+    """What must match for a checkpoint to continue this run: method, config, data."""
+    import hashlib
+    import json
+
+    text = json.dumps(
+        [model.name, dataclasses.asdict(model.config), data.benchmark_id, data.num_images,
+         data.num_targets, batch_size],
+        sort_keys=True, default=str,
+    )  # fmt: skip
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def copy_encoder(model: ReconstructionModel, source: str | os.PathLike) -> None:
@@ -395,6 +457,11 @@ def main(argv: list[str] | None = None) -> int:
         help="photo-style views of the train split (python -m svr.data pool) to train on too",
     )  # fmt: skip
     parser.add_argument(
+        "--resume", action="store_true",
+        help="continue from --out/checkpoint.pt (saved every --checkpoint-minutes)",
+    )  # fmt: skip
+    parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    parser.add_argument(
         "--build", default=None, metavar="PRESET",
         help="build the --data benchmark with this preset first if it is missing",
     )  # fmt: skip
@@ -435,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
             init_encoder=args.init_encoder,
             pool=args.pool,
+            resume=args.resume,
+            checkpoint_minutes=args.checkpoint_minutes,
         )
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

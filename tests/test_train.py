@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 from PIL import Image
 
@@ -222,3 +223,35 @@ def test_init_encoder_copies_a_trained_encoder_and_refuses_another_architecture(
     )  # fmt: skip
     assert code == 2 and "does not match occupancy's" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_killed_run_resumes_to_the_same_weights(tiny_benchmark, tmp_path, monkeypatch):
+    from svr.data.dataset import TrainingData
+
+    small = {"channels": (8, 8), "code_dim": 8, "image_size": 32, "decoder_channels": (4, 4, 4)}
+    kwargs = {"epochs": 3, "batch_size": 8, "val_items": 0, "config_overrides": small}
+    whole = train.train("voxel", tiny_benchmark, tmp_path / "whole", **kwargs)
+    original = TrainingData.batch
+    calls = {"n": 0}
+
+    def dies_at_step_5(self, *args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("killed")
+        return original(self, *args, **kw)
+
+    monkeypatch.setattr(TrainingData, "batch", dies_at_step_5)
+    with pytest.raises(RuntimeError, match="killed"):
+        train.train("voxel", tiny_benchmark, tmp_path / "cut", checkpoint_minutes=0.0, **kwargs)
+    assert (tmp_path / "cut" / train.CHECKPOINT_FILE).is_file()
+    monkeypatch.setattr(TrainingData, "batch", original)
+    with pytest.raises(ValueError, match="another run"):
+        train.train(
+            "voxel", tiny_benchmark, tmp_path / "cut", resume=True,
+            **{**kwargs, "batch_size": 4},
+        )  # fmt: skip
+    resumed = train.train("voxel", tiny_benchmark, tmp_path / "cut", resume=True, **kwargs)
+    assert resumed.info["resumed_at_step"] == 4 and resumed.info["steps"] == whole.info["steps"]
+    assert not (tmp_path / "cut" / train.CHECKPOINT_FILE).exists()
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
