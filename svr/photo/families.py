@@ -234,6 +234,14 @@ def _draw_backdrop(rng: np.random.Generator, fam: Family, kind: str) -> Backdrop
     )
 
 
+def _clutter_position(rng: np.random.Generator) -> tuple[float, float]:
+    """Where a clutter shape appears (ndc, y down): mostly around the object, not on it."""
+    x, y = rng.uniform(-1.1, 1.1), rng.uniform(-0.9, 0.9)
+    if rng.random() < 0.8 and abs(x) < 0.55 and abs(y) < 0.55:
+        x = np.sign(x or 1.0) * rng.uniform(0.55, 1.1)  # pushed sideways, off the object
+    return (float(x), float(y))
+
+
 def _draw_background(rng: np.random.Generator, fam: Family, camera: CameraStyle) -> BackgroundStyle:
     kinds = dict(fam.backgrounds)
     if camera.elevation < 5.0:  # a floor seen from (nearly) below it makes no photo
@@ -252,9 +260,9 @@ def _draw_background(rng: np.random.Generator, fam: Family, camera: CameraStyle)
         ClutterStyle(
             class_name=random_clutter_class(rng),
             shape_seed=first + int(rng.integers(count)),
-            ndc=(float(rng.uniform(-1.1, 1.1)), float(rng.uniform(-0.9, 0.9))),
+            ndc=_clutter_position(rng),
             depth=float(rng.uniform(0.8, 3.0)),
-            size=float(rng.uniform(0.25, 0.6)),
+            size=float(rng.uniform(0.2, 0.5)),
             yaw=float(rng.uniform(0, 360)),
             materials=(
                 draw_material(rng, _pick(rng, archetypes)),

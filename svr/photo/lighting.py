@@ -216,10 +216,11 @@ def _jitter_cone(
     e1 = np.cross(d, helper)
     e1 /= np.linalg.norm(e1)
     e2 = np.cross(d, e1)
-    r = np.tan(np.deg2rad(half_angle_deg)) * np.sqrt(rng.random(n))
-    phi = rng.random(n) * 2 * np.pi
-    out = d + (r * np.cos(phi))[:, None] * e1 + (r * np.sin(phi))[:, None] * e2
-    return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+    r = np.float32(np.tan(np.deg2rad(half_angle_deg))) * np.sqrt(rng.random(n, dtype=np.float32))
+    phi = rng.random(n, dtype=np.float32) * np.float32(2 * np.pi)
+    out = d.astype(np.float32) + (r * np.cos(phi))[:, None] * e1.astype(np.float32)
+    out += (r * np.sin(phi))[:, None] * e2.astype(np.float32)
+    return out / np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
 
 
 def _smooth_visibility(
@@ -266,13 +267,19 @@ def shade(
     diffuse_w = (1.0 - 0.85 * metallic)[:, None]
     spec_color = (1.0 - metallic)[:, None] * 1.0 + metallic[:, None] * albedo
     lights = lighting.lights
-    dirs = [_jitter_cone(np.asarray(lt.direction), lt.softness, rng, h) for lt in lights]
-    ndl = [np.einsum("ij,ij->i", n, d) for d in dirs]
+    dirs = [np.asarray(lt.direction, np.float32) for lt in lights]
+    ndl = [n @ d for d in dirs]
     vis = [np.ones(h, np.float32) for _ in lights]
     if lighting.shadows and lights:
+        # one shadow ray per lit point and light, jittered over the light's cone
         lit = [x > 0 for x in ndl]
         origins = np.concatenate([shadow_origins[m] for m in lit])
-        sdirs = np.concatenate([d[m] for d, m in zip(dirs, lit, strict=True)])
+        sdirs = np.concatenate(
+            [
+                _jitter_cone(d, lt.softness, rng, int(m.sum()))
+                for d, lt, m in zip(dirs, lights, lit, strict=True)
+            ]
+        )
         blocked = occluded(origins, sdirs)
         start = 0
         for k, m in enumerate(lit):
@@ -290,8 +297,8 @@ def shade(
         color = np.asarray(lt.color, np.float32) * np.float32(lt.intensity)
         radiance += albedo * diffuse_w * (cos[:, None] * color)
         half = d + v
-        half /= np.maximum(np.linalg.norm(half, axis=1, keepdims=True), 1e-9)
-        ndh = np.clip(np.einsum("ij,ij->i", n, half), 0.0, 1.0)
+        half_len = np.sqrt(np.einsum("ij,ij->i", half, half))
+        ndh = np.clip(np.einsum("ij,ij->i", n, half) / np.maximum(half_len, 1e-9), 0.0, 1.0)
         norm = (shininess + 8.0) / 8.0  # keeps highlights' energy roughly constant
         spec = specular * norm * ndh**shininess * (cos > 0) * visibility
         radiance += spec_color * (spec[:, None] * color)

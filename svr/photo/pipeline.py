@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 STAGES = ("background", "render", "degradations", "masking")
 # rotated-grid sub-pixel offsets of the edge rays (pixels from the pixel centre)
 _RGSS = np.array([[-0.125, -0.375], [0.375, -0.125], [0.125, 0.375], [-0.375, 0.125]])
+_clock = time.thread_time  # stage timings: CPU seconds of the calling thread
 _EXPOSURE_TARGET = 0.75  # linear value the object's bright pixels (90th percentile) meet
 
 
@@ -65,7 +66,7 @@ class PhotoConfig:
     image_size: int = 128
     app_size: int = 137
     antialias: bool = True
-    min_mask_iou: float = 0.3
+    min_mask_iou: float = 0.5
 
 
 @dataclass
@@ -80,7 +81,7 @@ class PhotoSample:
     principal_point: (cx, cy) of the photo in pixels; style: every random choice;
     mask_source: "alpha", "grabcut" or "fallback"; mask_iou: IoU of mask and true_mask;
     part_split: how the object's material regions came about ("given" or a split kind);
-    timings: seconds per stage (see STAGES).
+    timings: CPU seconds of the calling thread per stage (see STAGES).
     """
 
     image: np.ndarray
@@ -230,6 +231,72 @@ def _mask_photo(
     return upload, result.mask, rgb, source, iou
 
 
+class _Laps:
+    """Adds the CPU time since the previous lap to a stage (one clock read per lap)."""
+
+    def __init__(self) -> None:
+        self.timings = dict.fromkeys(STAGES, 0.0)
+        self._last = _clock()
+
+    def lap(self, stage: str) -> None:
+        now = _clock()
+        self.timings[stage] += now - self._last
+        self._last = now
+
+
+def _render_scene(
+    scene: RayScene,
+    camera: Camera,
+    principal: tuple[float, float],
+    size: int,
+    materials: list[MaterialStyle],
+    style: PhotoStyle,
+    obj: PreparedMesh,
+    floor_geom: int | None,
+    antialias: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ray cast a photo: (mean radiance of the rays that hit, linear float32 (S, S, 3);
+    share of rays that hit geometry (S, S); object coverage (S, S)), both in [0, 1]."""
+    rng = np.random.default_rng([style.seed, 7])
+    origins, dirs = camera_rays(camera, size, principal)
+    pixel_index = np.arange(size * size)
+    radiance, geom, material = _trace(
+        scene, origins, dirs, materials, style, obj, floor_geom, rng, pixel_index, size
+    )
+    total = radiance.reshape(size, size, 3).copy()
+    n_obj = (geom == 0).astype(np.float32).reshape(size, size)
+    n_miss = (geom < 0).astype(np.float32).reshape(size, size)
+    n_samples = np.ones((size, size), np.float32)
+    if antialias:
+        key = np.where(geom < 0, -1, geom * 1000 + material).reshape(size, size)
+        rows, cols = np.nonzero(_edges(key))
+        if len(rows):
+            k = len(_RGSS)
+            pix = np.repeat(np.stack([cols, rows], 1), k, axis=0)
+            off = np.tile(_RGSS, (len(rows), 1))
+            o2, d2 = camera_rays(camera, size, principal, pix, off)
+            rad2, geom2, _ = _trace(
+                scene, o2, d2, materials, style, obj, floor_geom, rng, None, size
+            )
+            # edge pixels: the 4 sub-pixel rays replace the centre ray
+            total[rows, cols] = rad2.reshape(-1, k, 3).sum(1)
+            n_obj[rows, cols] = (geom2 == 0).reshape(-1, k).sum(1)
+            n_miss[rows, cols] = (geom2 < 0).reshape(-1, k).sum(1)
+            n_samples[rows, cols] = k
+    mean_hit = total / np.maximum(n_samples - n_miss, 1e-6)[..., None]
+    return mean_hit, 1.0 - n_miss / n_samples, n_obj / n_samples
+
+
+def _exposure(mean_hit: np.ndarray, hit_share: np.ndarray, true_mask: np.ndarray) -> float:
+    """Gain that brings the object's bright pixels (90th percentile) to the target."""
+    lum = mean_hit @ np.array([0.299, 0.587, 0.114], np.float32)
+    bright = float(np.percentile(lum[true_mask], 90)) if true_mask.any() else 1.0
+    lit = hit_share > 0.5
+    if lit.any():  # keep bright props (a white floor) from blowing out
+        bright = max(bright, 0.6 * float(np.percentile(lum[lit], 95)))
+    return float(np.clip(_EXPOSURE_TARGET / max(bright, 1e-4), 0.25, 6.0))
+
+
 def render_style(
     mesh: trimesh.Trimesh | PreparedMesh,
     style: PhotoStyle,
@@ -242,8 +309,7 @@ def render_style(
     to reuse across samples. face_parts: int (F,) part id per face, or None (then the
     style's part split applies). Deterministic for (mesh, style, face_parts, config).
     """
-    timings = dict.fromkeys(STAGES, 0.0)
-    t0 = time.perf_counter()
+    laps = _Laps()
     obj = mesh if isinstance(mesh, PreparedMesh) else prepare_mesh(mesh)
     parts, part_split = _object_parts(obj, face_parts, style)
     cs = style.camera
@@ -253,59 +319,24 @@ def render_style(
     )
     n_mat = len(style.materials)
     obj_material = np.zeros_like(parts) if style.single_material else parts % n_mat
-    rng = np.random.default_rng([style.seed, 7])
-    timings["render"] += time.perf_counter() - t0
+    laps.lap("render")
 
-    t0 = time.perf_counter()
     backdrop = srgb_to_linear(render_backdrop(style.background.backdrop, size))
     props, prop_materials, floor_y = build_props(style.background, camera, obj, n_mat)
-    timings["background"] += time.perf_counter() - t0
+    laps.lap("background")
 
-    t0 = time.perf_counter()
-    materials = list(style.materials) + prop_materials
     object_mesh = SceneMesh(
         obj.vertices.astype(np.float32), obj.faces, obj.normals, obj_material.astype(np.int32)
     )
     scene = RayScene([object_mesh, *props])
-    floor_geom = 1 if floor_y is not None else None
-    origins, dirs = camera_rays(camera, size, principal)
-    pixel_index = np.arange(size * size)
-    radiance, geom, material = _trace(
-        scene, origins, dirs, materials, style, obj, floor_geom, rng, pixel_index, size
-    )
-    total = radiance.reshape(size, size, 3).copy()
-    n_obj = (geom == 0).astype(np.float32).reshape(size, size)
-    n_miss = (geom < 0).astype(np.float32).reshape(size, size)
-    n_samples = np.ones((size, size), np.float32)
-    if config.antialias:
-        key = np.where(geom < 0, -1, geom * 1000 + material).reshape(size, size)
-        rows, cols = np.nonzero(_edges(key))
-        if len(rows):
-            pix = np.repeat(np.stack([cols, rows], 1), len(_RGSS), axis=0)
-            off = np.tile(_RGSS, (len(rows), 1))
-            o2, d2 = camera_rays(camera, size, principal, pix, off)
-            rad2, geom2, _ = _trace(
-                scene, o2, d2, materials, style, obj, floor_geom, rng, None, size
-            )
-            k = len(_RGSS)
-            # edge pixels: the 4 sub-pixel rays replace the centre ray
-            total[rows, cols] = rad2.reshape(-1, k, 3).sum(1)
-            n_obj[rows, cols] = (geom2 == 0).reshape(-1, k).sum(1)
-            n_miss[rows, cols] = (geom2 < 0).reshape(-1, k).sum(1)
-            n_samples[rows, cols] = k
-    coverage = n_obj / n_samples
+    mean_hit, hit_share, coverage = _render_scene(
+        scene, camera, principal, size, list(style.materials) + prop_materials, style, obj,
+        1 if floor_y is not None else None, config.antialias,
+    )  # fmt: skip
     true_mask = coverage >= 0.5
-    hit_share = 1.0 - n_miss / n_samples
-    mean_hit = total / np.maximum(n_samples - n_miss, 1e-6)[..., None]
-    lum = mean_hit @ np.array([0.299, 0.587, 0.114], np.float32)
-    bright = float(np.percentile(lum[true_mask], 90)) if true_mask.any() else 1.0
-    lit = hit_share > 0.5
-    if lit.any():  # keep bright props (a white floor) from blowing out
-        bright = max(bright, 0.6 * float(np.percentile(lum[lit], 95)))
-    exposure = float(np.clip(_EXPOSURE_TARGET / max(bright, 1e-4), 0.25, 6.0))
-    timings["render"] += time.perf_counter() - t0
+    exposure = _exposure(mean_hit, hit_share, true_mask)
+    laps.lap("render")
 
-    t0 = time.perf_counter()
     if style.background.drop_shadow > 0:
         shadow = drop_shadow(
             coverage,
@@ -314,17 +345,15 @@ def render_style(
             style.background.shadow_blur,
         )
         backdrop = backdrop * shadow[..., None]
-    timings["background"] += time.perf_counter() - t0
+    laps.lap("background")
 
-    t0 = time.perf_counter()
     # lit geometry is exposed on the object; the backdrop is an emitter of fixed brightness
     linear = mean_hit * exposure * hit_share[..., None] + backdrop * (1 - hit_share)[..., None]
     photo = degrade(develop(linear, style.degradation), style.degradation)
-    timings["degradations"] += time.perf_counter() - t0
+    laps.lap("degradations")
 
-    t0 = time.perf_counter()
     upload, mask, image, source, iou = _mask_photo(photo, coverage, true_mask, style, config)
-    timings["masking"] += time.perf_counter() - t0
+    laps.lap("masking")
     return PhotoSample(
         image=image,
         photo=upload,
@@ -337,7 +366,7 @@ def render_style(
         mask_source=source,
         mask_iou=iou,
         part_split=part_split,
-        timings=timings,
+        timings=laps.timings,
     )
 
 

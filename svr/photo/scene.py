@@ -238,20 +238,22 @@ def camera_rays(
     R, _ = camera.extrinsics()
     f = camera.focal_length(size)
     if pixels is None:
-        rows, cols = np.divmod(np.arange(size * size), size)
-        x = cols + 0.5
-        y = rows + 0.5
+        c = np.arange(size, dtype=np.float32) + 0.5
+        x = np.tile(c, size)
+        y = np.repeat(c, size)
     else:
-        x = pixels[:, 0] + 0.5
-        y = pixels[:, 1] + 0.5
+        x = pixels[:, 0].astype(np.float32) + 0.5
+        y = pixels[:, 1].astype(np.float32) + 0.5
     if offsets is not None:
-        x = x + offsets[:, 0]
-        y = y + offsets[:, 1]
-    dirs_cam = np.stack([(x - principal[0]) / f, (y - principal[1]) / f, np.ones(len(x))], 1)
-    dirs = dirs_cam @ R
-    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        x = x + offsets[:, 0].astype(np.float32)
+        y = y + offsets[:, 1].astype(np.float32)
+    xn = (x - np.float32(principal[0])) / np.float32(f)
+    yn = (y - np.float32(principal[1])) / np.float32(f)
+    Rf = R.astype(np.float32)
+    dirs = xn[:, None] * Rf[0] + yn[:, None] * Rf[1] + Rf[2]  # rows: R.T @ (x, y, 1)
+    dirs /= np.sqrt(np.einsum("ij,ij->i", dirs, dirs))[:, None]
     origins = np.broadcast_to(camera.position.astype(np.float32), dirs.shape)
-    return origins, dirs.astype(np.float32)
+    return origins, dirs
 
 
 def _projected_box(camera: Camera, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -64,4 +64,19 @@ def contact_sheet(
                 tiles.append(np.full((cell + 4, 3, 3), 255, np.uint8))
         rows.append(np.concatenate(tiles, axis=1))
         rows.append(np.full((3, rows[-1].shape[1], 3), 255, np.uint8))
-    return np.concatenate(rows, axis=0)
+    width = rows[0].shape[1]
+    header = np.full((18, width, 3), 255, np.uint8)
+    block = len(seeds) * (2 * cell + 3) + 8
+    for k, family in enumerate(families):
+        label = f"{family}: photo | network input"
+        cv2.putText(
+            header,
+            label,
+            (k * block + 4, 13),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.42,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
+    return np.concatenate([header, *rows], axis=0)

@@ -73,16 +73,22 @@ def value_noise(points: np.ndarray) -> np.ndarray:
     f = f * f * (3.0 - 2.0 * f)  # smoothstep fade
     i = base.astype(np.int64)
     table = _lattice()[0]
-    ix, iy, iz = i[:, 0], i[:, 1], i[:, 2]
+    m = _PERIOD - 1
+    # wrapped lattice coordinates of the two corners along each axis, pre-multiplied
+    xs = ((i[:, 0] & m) * _PERIOD**2, ((i[:, 0] + 1) & m) * _PERIOD**2)
+    ys = ((i[:, 1] & m) * _PERIOD, ((i[:, 1] + 1) & m) * _PERIOD)
+    zs = (i[:, 2] & m, (i[:, 2] + 1) & m)
     fx, fy, fz = f[:, 0], f[:, 1], f[:, 2]
+    wx = (1.0 - fx, fx)
+    wy = (1.0 - fy, fy)
+    wz = (1.0 - fz, fz)
     out = np.zeros(len(p), dtype=np.float32)
     for dx in (0, 1):
-        wx = fx if dx else 1.0 - fx
         for dy in (0, 1):
-            wy = wx * (fy if dy else 1.0 - fy)
+            xy = xs[dx] + ys[dy]
+            wxy = wx[dx] * wy[dy]
             for dz in (0, 1):
-                w = wy * (fz if dz else 1.0 - fz)
-                out += w * table[_cell_index(ix + dx, iy + dy, iz + dz)]
+                out += (wxy * wz[dz]) * table[xy + zs[dz]]
     return out
 
 
