@@ -385,6 +385,18 @@ def open_submission(
     return parsed
 
 
+def _check_member(
+    container: _Container, member: _Member, limits: ArchiveLimits, manifest: Manifest
+) -> tuple[bytes, bool]:
+    """Read, decode and check one item: (its `item_digest`, whether it is empty). The item's
+    bytes and arrays live only in this frame, so they are freed as soon as it returns or
+    raises (an error's traceback does not keep them once the error is reported)."""
+    data = container.read(member)
+    item = decode_item(data, member.name.rsplit(".", 1)[1], limits)
+    check_representation(item, manifest)
+    return item_digest(item, manifest.threshold), is_empty(item, manifest.threshold)
+
+
 def _validate(
     path: Path,
     kind: str,
@@ -512,17 +524,13 @@ def _validate(
             continue
         m = candidates[0]
         try:
-            data = container.read(m)
-            item = decode_item(data, m.name.rsplit(".", 1)[1], limits)
-            check_representation(item, manifest)
+            digests[item_id], item_empty = _check_member(container, m, limits, manifest)
         except ItemError as exc:
             report(f"{m.name}: {exc}")
             continue
         chosen[item_id] = m
-        digests[item_id] = item_digest(item, manifest.threshold)
-        if is_empty(item, manifest.threshold):
+        if item_empty:
             empty.append(item_id)
-        del data, item
 
     if n_errors:
         details = list(errors)

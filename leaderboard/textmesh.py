@@ -95,6 +95,20 @@ def _collect_rows(
     return _Rows(*(np.concatenate(p) for p in zip(*parts, strict=True)), after=after)
 
 
+def _refuse_rows_after(data: bytes, pos: int, comment: bool, what: str, declared: str) -> None:
+    """ItemError if a row follows `pos` (a header whose counts are lower than the file's)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    for _, _, tokens, first in iter_lines(data, pos):
+        keep = tokens > 0
+        if comment:
+            keep &= buf[np.maximum(first, 0)] != ord("#")
+        if keep.any():
+            raise ItemError(
+                f"the {what} header declares {declared}, but more rows follow (corrupt or "
+                "hostile file); write the counts of what the file holds"
+            )
+
+
 def _numbers(raw: bytes, what: str, comment: bool) -> np.ndarray:
     """The numbers of one text block, float64 (N,); ItemError for anything else."""
     raw = bytes(raw)  # np.fromstring takes read-only bytes (the block only is copied)
@@ -248,7 +262,7 @@ def _off_header(data: bytes) -> tuple[int, int, int]:
 
 def read_off(data: bytes, limits: ItemLimits) -> ItemData:
     """An OFF mesh: vertices float64 (V, 3), triangles int64 (F, 3). The header's counts are
-    checked against the limits first; rows beyond them are ignored (never read)."""
+    checked against the limits before any row is read, and against the rows present."""
     check_line_breaks(data, ".off")
     n_v, n_f, start = _off_header(data)
     if n_f > limits.max_faces:
@@ -257,6 +271,7 @@ def read_off(data: bytes, limits: ItemLimits) -> ItemData:
         raise ItemError(f"mesh has {n_v:,} vertices; at most {limits.max_vertices:,} allowed")
     vrows = _collect_rows(data, start, n_v, True, ".off file", rows_are="vertices")
     frows = _collect_rows(data, vrows.after, n_f, True, ".off file", rows_are="faces")
+    _refuse_rows_after(data, frows.after, True, ".off", f"{n_v:,} vertices and {n_f:,} faces")
     vertices = _read_vertices(data, vrows, (0, 1, 2), ".off file", comment=True)
     faces = _read_faces(data, frows, 0, ".off file", limits, comment=True)
     return ItemData("mesh", vertices=vertices, faces=faces)
@@ -286,6 +301,8 @@ def read_ply_ascii(data: bytes, header: PlyHeader, limits: ItemLimits) -> ItemDa
         elif element.name == "face" and element.lists:
             col = next(i for i, p in enumerate(element.properties) if p.count_dtype is not None)
             faces = _read_faces(data, rows, col, ".ply file", limits)
+    counts = ", ".join(f"{e.count:,} {e.name}" for e in header.elements)
+    _refuse_rows_after(data, pos, False, ".ply", counts)
     if faces is None:
         return ItemData("points", points=vertices)
     return ItemData("mesh", vertices=vertices, faces=faces)

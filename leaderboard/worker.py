@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from leaderboard.db import ClassResult, ItemScore, Status, Submission, utcnow
 from leaderboard.settings import LeaderboardSettings
 from leaderboard.storage import ArchiveStore
+from svr.limits import release_memory
 
 __all__ = [
     "Worker",
@@ -340,6 +341,7 @@ class Worker:
             with open_fn(
                 path, self.benchmark, scratch=self.settings.scratch_dir,
                 manifest=Manifest(**manifest) if manifest else None,
+                scratch_budget=self.settings.scratch_budget_bytes,
             ) as parsed:  # fmt: skip
                 scores = score_fn(
                     parsed, self.benchmark, protocol=self.protocol,
@@ -477,7 +479,10 @@ class Worker:
         submission_id = self.claim()
         if submission_id is None:
             return None
-        return self.run_job(submission_id)
+        try:
+            return self.run_job(submission_id)
+        finally:
+            release_memory()  # a job's freed arrays go back to the system, not the heap
 
     def run_forever(self, stop: threading.Event, wake: threading.Event | None = None) -> None:
         """Score jobs until `stop` is set; sleep `poll_interval_s` (or until `wake`) when idle."""

@@ -40,6 +40,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 _FORM_OVERHEAD = 1 << 20  # multipart boundaries and fields around the uploaded file(s)
 _SWEEP_EVERY_S = 60.0
+_DRAIN_MAX = 256 << 20  # a refused body is read (and dropped) up to this many bytes
 _MB = 1 << 20
 
 # ----------------------------------------------------------------------------- memory
@@ -185,11 +186,13 @@ class RequestLimits:
         except ValueError:
             declared = -1
         if declared > cap:
+            await _drain(receive)
             await _refuse(send, 413, self._too_large(declared, multipart))
             return
         if multipart and self.upload_dir is not None:
             full = self._folder_full(max(declared, 0))
             if full:
+                await _drain(receive)
                 await _refuse(send, 507, full)
                 return
         await self._forward(scope, receive, send, cap, multipart)
@@ -211,6 +214,8 @@ class RequestLimits:
                 if received > cap:
                     refused = True
                     if not started:
+                        if message.get("more_body", False):
+                            await _drain(receive)
                         await _refuse(send, 413, self._too_large(received, multipart, True))
                     raise _TooLarge
             return message
@@ -245,7 +250,8 @@ class RequestLimits:
 
     def _folder_full(self, incoming: int) -> str:
         """A refusal message when the upload folder cannot take `incoming` more bytes."""
-        assert self.upload_dir is not None  # noqa: S101 - checked by the caller
+        if self.upload_dir is None:
+            return ""
         with self._lock:
             now = time.monotonic()
             if now - self._swept >= _SWEEP_EVERY_S:
@@ -264,6 +270,19 @@ class RequestLimits:
             "the server's upload space is full right now; try again in a few minutes "
             "(uploads are kept for at most an hour)"
         )
+
+
+async def _drain(receive: Receive) -> None:
+    """Read and drop the rest of a refused body (at most `_DRAIN_MAX` bytes), so that the
+    client reads the refusal instead of a reset connection."""
+    drained = 0
+    while drained <= _DRAIN_MAX:
+        message = await receive()
+        if message.get("type") != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:

@@ -696,3 +696,111 @@ def test_corrupt_binvox_header_is_an_item_error_not_a_crash(
 def test_submission_without_items_is_rejected(tmp_path: Path, bench: Benchmark) -> None:
     err = rejected(zip_with(tmp_path / "sub.zip", {}, manifest_bytes()), bench)
     assert err.reason == "the submission holds no test items"
+
+
+# ----------------------------------------------------------------------------- bounded resources
+
+
+def _content_hash(path: Path, bench: Benchmark, scratch: Path) -> str:
+    with open_submission(path, bench, scratch=scratch) as parsed:
+        return parsed.content_sha256
+
+
+def test_content_sha256_is_the_same_for_the_same_predictions_in_any_container(
+    tmp_path: Path, bench: Benchmark
+) -> None:
+    scratch = tmp_path / "scratch"
+    grids = {i: sphere_grid(32, 0.2 + 0.02 * k) for k, i in enumerate(IDS)}
+    as_npy = {f"{i}.npy": npy_bytes(g) for i, g in grids.items()}
+    hashes = {
+        "zip": zip_with(tmp_path / "a.zip", as_npy, manifest_bytes()),
+        "reversed zip, stored": tmp_path / "b.zip",
+        "tar": tar_with(tmp_path / "c.tar", as_npy, manifest_bytes()),
+        "tar.gz in a folder": tmp_path / "d.tar.gz",
+        "binvox": zip_with(
+            tmp_path / "e.zip",
+            {f"{i}.binvox": binvox_bytes(g) for i, g in grids.items()},
+            manifest_bytes(),
+        ),  # fmt: skip
+        "float grid": zip_with(
+            tmp_path / "f.zip",
+            {f"{i}.npy": npy_bytes(g * 0.9 + 0.05) for i, g in grids.items()},
+            manifest_bytes(),
+        ),  # fmt: skip
+        "npz": tmp_path / "g.npz",
+    }
+    with zipfile.ZipFile(hashes["reversed zip, stored"], "w", zipfile.ZIP_STORED) as zf:
+        for name in reversed(list(as_npy)):
+            zf.writestr(name, as_npy[name])
+        zf.writestr("submission.json", manifest_bytes())
+    tar_with(hashes["tar.gz in a folder"], {**{f"sub/{k}": v for k, v in as_npy.items()},
+                                            "sub/submission.json": manifest_bytes()}, None,
+             "w:gz")  # fmt: skip
+    np.savez_compressed(hashes["npz"], **{i: g for i, g in grids.items()},
+                        **{"submission.json": np.array(manifest_bytes().decode())})  # fmt: skip
+    values = {name: _content_hash(path, bench, scratch) for name, path in hashes.items()}
+    assert len(set(values.values())) == 1, values
+    grids[IDS[1]] = grids[IDS[1]].copy()
+    grids[IDS[1]][0, 0, 0] = True  # one voxel differs
+    other = zip_with(tmp_path / "h.zip", {f"{i}.npy": npy_bytes(g) for i, g in grids.items()},
+                     manifest_bytes())  # fmt: skip
+    assert _content_hash(other, bench, scratch) != values["zip"]
+
+
+def test_content_sha256_of_a_mesh_is_the_same_in_every_mesh_format(
+    tmp_path: Path, bench: Benchmark
+) -> None:
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.4)
+    vertices = sphere.vertices.astype(np.float32)  # what a network outputs
+    mesh = trimesh.Trimesh(vertices.astype(np.float64), sphere.faces, process=False)
+    buf = io.BytesIO()
+    np.savez(buf, vertices=vertices, faces=sphere.faces)
+    encodings = {  # text formats with the digits that carry float32 values exactly
+        "obj": trimesh.exchange.obj.export_obj(mesh, digits=12).encode(),
+        "ply": trimesh.exchange.ply.export_ply(mesh, encoding="binary"),
+        "off": trimesh.exchange.off.export_off(mesh, digits=12).encode(),
+        "glb": mesh.export(file_type="glb"),
+        "npz": buf.getvalue(),
+    }
+    hashes = set()
+    for ext, data in encodings.items():
+        path = zip_with(tmp_path / f"{ext}.zip", {f"{IDS[0]}.{ext}": data},
+                        manifest_bytes(representation="mesh"))  # fmt: skip
+        hashes.add(_content_hash(path, bench, tmp_path / "scratch"))
+    assert len(hashes) == 1
+
+
+def test_tar_gz_over_the_scratch_budget_is_refused_and_leaves_nothing(
+    tmp_path: Path, bench: Benchmark
+) -> None:
+    rng = np.random.default_rng(0)
+    noisy = {f"{i}.npy": npy_bytes(rng.random((32, 32, 32)) > 0.5) for i in IDS}  # 32 KB each
+    path = tar_with(tmp_path / "sub.tar.gz", noisy, manifest_bytes(), "w:gz")
+    scratch = tmp_path / "scratch"
+    err = rejected(path, bench, scratch=scratch, scratch_budget=100_000)
+    assert err.reason == "a .tar.gz this large cannot be unpacked for validation"
+    assert "submit the same files as a .zip" in err.details[0]
+    assert str(tmp_path) not in str(err)
+    assert list(scratch.iterdir()) == []
+    with open_submission(path, bench, scratch=scratch, scratch_budget=1 << 20) as parsed:
+        assert parsed.present == IDS
+
+
+def test_scratch_left_by_a_dead_process_is_removed_when_the_next_one_opens(
+    tmp_path: Path, bench: Benchmark
+) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    scratch = tmp_path / "scratch"
+    left = scratch / f"submission-{dead.pid}.999-xyz"
+    left.mkdir(parents=True)
+    (left / "archive.tar").write_bytes(b"\0" * 4096)
+    path = tar_with(tmp_path / "sub.tgz", all_grids(), manifest_bytes(), "w:gz")
+    with open_submission(path, bench, scratch=scratch) as parsed:
+        assert not left.exists()
+        assert len(list(scratch.iterdir())) == 1  # this submission's own folder
+        assert parsed.present == IDS
+    assert list(scratch.iterdir()) == []
