@@ -28,6 +28,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
@@ -320,10 +321,10 @@ def _background_distance(rgb: np.ndarray, width: int) -> tuple[np.ndarray, float
     img = rgb.astype(np.float64)
     h, w = img.shape[:2]
 
-    def smooth(a: np.ndarray) -> np.ndarray:
+    def smooth(a: np.ndarray) -> np.ndarray:  # running median of k border colours (L, 3)
         k = max(3, (len(a) // 20) | 1)
         pad = np.pad(a, ((k // 2, k // 2), (0, 0)), mode="edge")
-        return np.stack([np.median(pad[i : i + k], axis=0) for i in range(len(a))])
+        return np.median(sliding_window_view(pad, k, axis=0), axis=-1)
 
     left, right = (
         smooth(np.median(img[:, :width], axis=1)),
