@@ -117,7 +117,7 @@ class Measure:
         self.after = proc_mb(self.pid, "VmRSS")
 
 
-def wait_final(client: Any, sid: int, timeout: float = 600) -> str:
+def wait_final(client: Any, sid: Any, timeout: float = 600) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = client.predict(sid, api_name="/submission_status")
@@ -128,16 +128,22 @@ def wait_final(client: Any, sid: int, timeout: float = 600) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    work = Path(tempfile.mkdtemp(prefix="svr-mem-"))
+    # this script's own client downloads go to its work folder, not the system temp folder
+    os.environ["GRADIO_TEMP_DIR"] = str(work / "client")
     from gradio_client import Client, handle_file
 
     from svr.data.layout import Benchmark
 
-    work = Path(tempfile.mkdtemp(prefix="svr-mem-"))
     home = work / "home"
     ids = [i.item_id for i in Benchmark(args.benchmark).items("test")]
     print(f"writing uploads into {work} ...", flush=True)
     uploads = hostile_uploads(work / "uploads", ids[0])
-    honest = [honest_meshes(work / "uploads", ids)] + honest_largest_items(work / "uploads", ids[0])
+    honest = [honest_meshes(work / "uploads", ids)] + honest_largest_items(work / "uploads", ids)
+    from leaderboard.archive import write_template
+
+    warm = work / "warm_up.zip"
+    write_template(Benchmark(args.benchmark), warm, "points")
     inline = data_url_png()
     gradio_tmp = Path(tempfile.gettempdir()) / "gradio"
     tmp_before = folder_mb(gradio_tmp)
@@ -161,8 +167,8 @@ def run(args: argparse.Namespace) -> int:
             sid, outcome = None, ""
             with Measure(proc.pid) as m:
                 try:
-                    sid = int(client.predict(handle_file(str(upload.path)), "{}", who,
-                                             api_name="/submit"))  # fmt: skip
+                    sid = client.predict(handle_file(str(upload.path)), "{}", who,
+                                         api_name="/submit")  # fmt: skip
                     outcome = "accepted"
                 except Exception as exc:  # noqa: BLE001 - the reason is the result
                     outcome = " ".join(str(exc).split())
@@ -174,9 +180,9 @@ def run(args: argparse.Namespace) -> int:
             rows.append(_row(upload.name, upload.path.stat().st_size, m, proc.pid, home,
                              shown + (f" -> {settled_state}" if settled_state else ""), ok))  # fmt: skip
 
-        warm = honest[0]  # imports and first-call caches load here, before anything is measured
-        sid = client.predict(handle_file(str(warm.path)), "{}", "warm-up", api_name="/submit")
-        wait_final(client, int(sid))
+        # imports and first-call caches load here, before anything is measured
+        sid = client.predict(handle_file(str(warm)), "{}", "warm-up", api_name="/submit")
+        wait_final(client, sid)
         time.sleep(1.0)
         baseline = proc_mb(proc.pid, "VmRSS")
 

@@ -212,13 +212,23 @@ def honest_meshes(folder: Path, item_ids: list[str], n: int = 60) -> Upload:
     )
 
 
-def honest_largest_items(folder: Path, item_id: str) -> list[Upload]:
-    """One item at the limits in each format: a 500,000-face OBJ, ASCII PLY, binary PLY and
-    OFF, and a 256^3 float32 probability grid (.npy)."""
+def _template_items(item_ids: list[str], representation: str) -> dict[str, bytes]:
+    """The template sphere (`leaderboard.archive`) for each of `item_ids`."""
+    from leaderboard.archive import _template_item
+
+    ext, data = _template_item(representation)
+    return {f"{i}.{ext}": data for i in item_ids}
+
+
+def honest_largest_items(folder: Path, item_ids: list[str]) -> list[Upload]:
+    """Complete submissions whose first item is at the limits, one per format: a
+    500,000-face OBJ, ASCII PLY, OFF and GLB, and a 256^3 float32 probability grid (.npy);
+    the other items are the template's sphere."""
     import trimesh
 
     vertices, faces = grid_mesh(501)
     mesh = trimesh.Trimesh(vertices, faces[:500_000], process=False)
+    first, rest = item_ids[0], _template_items(item_ids[1:], "mesh")
     out = []
     for ext, data in (
         ("obj", mesh.export(file_type="obj").encode()),
@@ -227,14 +237,15 @@ def honest_largest_items(folder: Path, item_id: str) -> list[Upload]:
         ("glb", mesh.export(file_type="glb")),
     ):
         label = "ply ascii" if ext == "ply" else ext
-        path = write_zip(folder / f"largest_{ext}.zip", {f"{item_id}.{ext}": data})
+        path = write_zip(folder / f"largest_{ext}.zip", {f"{first}.{ext}": data, **rest})
         out.append(Upload(f"honest: 500k-face {label}", path, ""))
     c = -0.5 + (np.arange(256) + 0.5) / 256
     x, y, z = np.meshgrid(c, c, c, indexing="ij", sparse=True)
     grid = np.clip(0.5 + 4 * (0.3 - np.sqrt(x**2 + y**2 + z**2)), 0, 1).astype(np.float32)
     buf = io.BytesIO()
     np.save(buf, grid)
-    path = write_zip(folder / "largest_grid.zip", {f"{item_id}.npy": buf.getvalue()}, "voxels")
+    files = {f"{first}.npy": buf.getvalue(), **_template_items(item_ids[1:], "voxels")}
+    path = write_zip(folder / "largest_grid.zip", files, "voxels")
     out.append(Upload("honest: 256^3 float32 grid", path, ""))
     return out
 

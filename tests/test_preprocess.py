@@ -10,11 +10,14 @@ from PIL import Image
 
 from svr.preprocess import (
     MAX_PIXELS,
+    WORK_SIDE,
     ImageInputError,
     alpha_mask,
     checkerboard,
     crop_and_center,
     foreground_mask,
+    image_from_data_url,
+    image_size,
     load_image,
     preprocess,
 )
@@ -210,3 +213,79 @@ def test_grabcut_on_the_photo_like_examples():
             ious.append(_iou(foreground_mask(photo), truth))
     assert np.median(ious) > 0.9
     assert sum(iou > 0.8 for iou in ious) >= 10, np.round(ious, 3)
+
+
+# ----------------------------------------------------------------------------- bounded memory
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_image_size_reads_the_header_only():
+    import tracemalloc
+
+    data = _png(Image.new("L", (9000, 9000)))  # 81 MP: 81 MB once decoded
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageInputError, match="9000x9000 = 81.0 megapixels"):
+            image_size(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5e6
+    assert image_size(_png(Image.new("RGB", (640, 480)))) == (640, 480)
+    with pytest.raises(ImageInputError, match="not an image"):
+        image_size(b"GIF89a but not really")
+
+
+def test_data_url_images_are_checked_before_they_are_written(tmp_path):
+    import base64
+
+    ok = "data:image/png;base64," + base64.b64encode(_png(Image.new("RGB", (32, 16)))).decode()
+    path = image_from_data_url(ok, tmp_path, max_bytes=1 << 20)
+    assert path.is_relative_to(tmp_path) and path.suffix == ".png"
+    assert load_image(path).shape == (16, 32, 4)
+    big = "data:image/png;base64," + base64.b64encode(_png(Image.new("1", (6000, 4000)))).decode()
+    with pytest.raises(ImageInputError, match="24.0 megapixels"):
+        image_from_data_url(big, tmp_path / "big", max_bytes=1 << 20)
+    assert not (tmp_path / "big").exists()
+    with pytest.raises(ImageInputError, match="at most 0 MB"):
+        image_from_data_url(ok, tmp_path, max_bytes=10)
+    with pytest.raises(ImageInputError, match="base64"):
+        image_from_data_url("data:image/png,plain", tmp_path, max_bytes=1 << 20)
+
+
+def test_checkerboard_in_bands_matches_the_formula():
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (300, 4000, 4), dtype=np.uint8)  # bands of 262 rows
+    yy, xx = np.mgrid[0:300, 0:4000]
+    board = np.where(((yy // 8 + xx // 8) % 2)[..., None] == 0, 235, 190).astype(np.float32)
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    expected = (rgba[..., :3].astype(np.float32) * alpha + board * (1 - alpha) + 0.5).astype(
+        np.uint8
+    )
+    np.testing.assert_array_equal(checkerboard(rgba, 8), expected)
+
+
+def test_preprocess_works_on_a_bounded_copy_of_a_large_image(tmp_path):
+    import tracemalloc
+
+    rgba = np.zeros((4000, 5000, 4), np.uint8)  # 20 MP, transparent but for an ellipse
+    yy, xx = np.ogrid[0:4000, 0:5000]
+    inside = ((xx - 2500) / 1500.0) ** 2 + ((yy - 2000) / 1000.0) ** 2 <= 1
+    rgba[inside] = (200, 60, 40, 255)
+    path = _save(Image.fromarray(rgba), tmp_path / "large.png")
+    del rgba, inside
+    tracemalloc.start()
+    try:
+        result = preprocess(path, size=137)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert max(result.original.shape[:2]) == WORK_SIDE
+    assert any("downscaled from 5000x4000" in n for n in result.notes)
+    assert result.image.shape == (137, 137, 4) and result.mask_source == "alpha"
+    assert peak < 200e6, f"preprocessing a 20 MP image allocated {peak / 1e6:.0f} MB"
