@@ -3,7 +3,8 @@
 Starts `python app.py` (SVR_PREPARE=0) on a fresh SVR_HOME against an existing benchmark
 (tiny or small), then sends, one at a time, each upload of `tests/hostile_uploads.py`: the
 hostile archives through `/submit`, an 81-megapixel PNG as a `data:` URL in the JSON body of
-`/reconstruct`, a JSON body over the cap, and honest large submissions (meshes for every
+`/reconstruct`, a JSON body over the cap, a 20 MP photo through `/reconstruct`, and honest
+large submissions (meshes for every
 test item; one item at the limits in each mesh format and a 256^3 float32 grid). For each it
 prints the server's RSS before, its peak during the request (VmHWM, reset per upload), after
 the request, and once the submission is scored ("settled"); the sizes of SVR_HOME/scratch and
@@ -72,6 +73,20 @@ def folder_mb(path: Path) -> float:
             except OSError:
                 pass
     return total / 1e6
+
+
+def honest_photo(folder: Path) -> Path:
+    """A 5000x4000 (20 MP) JPEG of a red ellipse on a grey gradient."""
+    import numpy as np
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:4000, 0:5000].astype(np.float32)
+    grey = (150 + 60 * xx / 5000)[..., None].repeat(3, axis=2)
+    inside = ((xx - 2500) / 1400) ** 2 + ((yy - 2000) / 1000) ** 2 <= 1
+    grey[inside] = (190, 50, 40)
+    path = folder / "photo_20mp.jpg"
+    Image.fromarray(grey.astype(np.uint8)).save(path, quality=90)
+    return path
 
 
 def post_json(url: str, body: bytes, timeout: float = 120) -> tuple[int, str]:
@@ -198,6 +213,17 @@ def run(args: argparse.Namespace) -> int:
             status, text = post_json(base + "gradio_api/call/reconstruct", big_body)
         rows.append(_row("JSON body of 40 MB", len(big_body), m, proc.pid, home,
                          f"HTTP {status}: {text[:120]}", status == 413))  # fmt: skip
+        photo = honest_photo(work / "uploads")
+        with Measure(proc.pid) as m:
+            try:
+                result = client.predict(handle_file(str(photo)), "retrieval",
+                                        api_name="/reconstruct")  # fmt: skip
+                glb = result[0] if isinstance(result, (list, tuple)) else result
+                outcome = f"reconstructed ({Path(str(glb)).suffix})"
+            except Exception as exc:  # noqa: BLE001 - the reason is the result
+                outcome = " ".join(str(exc).split())
+        rows.append(_row("honest: 20 MP photo, /reconstruct", photo.stat().st_size, m, proc.pid,
+                         home, outcome, outcome.startswith("reconstructed")))  # fmt: skip
         for k, upload in enumerate(honest):
             submit(upload, f"alice{k}")
     finally:

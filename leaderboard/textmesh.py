@@ -228,8 +228,11 @@ def _face_row(row: np.ndarray, count_col: int, what: str, index: int) -> np.ndar
         raise ItemError(f"{what}: face row {index + 1} does not start with its corner count")
     k = int(row[count_col])
     if k < 3 or count_col + 1 + k > row.size:
-        raise ItemError(f"{what}: face row {index + 1} declares {k} corners but holds "
-                        f"{row.size - count_col - 1} indices (a face needs at least 3)")  # fmt: skip
+        held = row.size - count_col - 1
+        raise ItemError(
+            f"{what}: face row {index + 1} declares {k} corners but holds {held} indices "
+            "(a face needs at least 3)"
+        )
     return row[None, count_col + 1 : count_col + 1 + k]
 
 

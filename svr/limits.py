@@ -239,10 +239,8 @@ class RequestLimits:
     def _too_large(self, size: int, multipart: bool, at_least: bool = False) -> str:
         amount = f"{'more than ' if at_least else ''}{size / _MB:.1f} MB"
         if multipart:
-            return (
-                f"upload too large: {amount}; at most {(self.max_upload - _FORM_OVERHEAD) / _MB:.0f}"
-                " MB per upload"
-            )
+            most = (self.max_upload - _FORM_OVERHEAD) / _MB
+            return f"upload too large: {amount}; at most {most:.0f} MB per upload"
         return (
             f"request body too large: {amount}; at most {self.max_body / _MB:.0f} MB. Send "
             "images and archives as file uploads (the API's handle_file), not inline data: URLs"
