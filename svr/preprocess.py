@@ -187,7 +187,11 @@ def _load(
     if isinstance(source, np.ndarray):
         rgba = _array_to_rgba(source)
         if max_side is not None and max(rgba.shape[:2]) > max_side:
-            rgba = _shrink_array(rgba, max_side, notes)
+            h, w = rgba.shape[:2]
+            rgba = _shrink_array(rgba, max_side)
+            notes.append(
+                f"downscaled from {w}x{h} to {rgba.shape[1]}x{rgba.shape[0]} for processing"
+            )
         return rgba
     if isinstance(source, Image.Image):
         img = source
@@ -227,7 +231,8 @@ def _load(
         notes.append(f"animated image: used the first of {getattr(img, 'n_frames', '?')} frames")
     try:
         if max_side is not None and img.format == "JPEG" and max(width, height) > 2 * max_side:
-            img.draft(img.mode, (max_side, max_side))  # decode at 1/2, 1/4 or 1/8 scale
+            f = max_side / max(width, height)  # decode at 1/2, 1/4 or 1/8 scale, still larger
+            img.draft(img.mode, (max(1, round(width * f)), max(1, round(height * f))))
         img.load()
         orientation = _orientation(img)
         transposed = ImageOps.exif_transpose(img)
@@ -240,20 +245,21 @@ def _load(
     img = transposed if transposed is not None else img
     rgba = _to_rgba(img, notes)
     if max_side is not None and max(rgba.shape[:2]) > max_side:
-        rgba = _shrink_array(rgba, max_side, notes)
-    elif rgba.shape[0] * rgba.shape[1] < width * height:  # decoded at a reduced JPEG scale
-        notes.append(f"downscaled from {width}x{height} to {rgba.shape[1]}x{rgba.shape[0]}")
+        rgba = _shrink_array(rgba, max_side)
+    if rgba.shape[0] * rgba.shape[1] < width * height:  # also when decoded at a JPEG scale
+        notes.append(
+            f"downscaled from {width}x{height} to {rgba.shape[1]}x{rgba.shape[0]} for processing"
+        )
     return rgba
 
 
-def _shrink_array(rgba: np.ndarray, max_side: int, notes: list[str]) -> np.ndarray:
+def _shrink_array(rgba: np.ndarray, max_side: int) -> np.ndarray:
     """Downscale RGBA (H, W, 4) so its longest side is `max_side` (box filter over
     alpha-premultiplied colour, so transparent pixels do not bleed into the edges)."""
     h, w = rgba.shape[:2]
     factor = max_side / max(h, w)
     nw, nh = max(1, round(w * factor)), max(1, round(h * factor))
     small = Image.fromarray(rgba).convert("RGBa").resize((nw, nh), Image.Resampling.BOX)
-    notes.append(f"downscaled from {w}x{h} to {nw}x{nh} for processing")
     return np.ascontiguousarray(np.asarray(small.convert("RGBA"), dtype=np.uint8))
 
 
