@@ -9,6 +9,9 @@
         score queued submissions of the leaderboard database (SVR_HOME / DATABASE_URL).
     report [--benchmark DIR] [--out FILE.md] [--figures DIR]
         the leaderboard as Markdown: entries, per-class F@1% and IoU, tests against baselines.
+    keys add NAME [--replace] | keys list | keys revoke NAME
+        per-submitter keys (for SVR_REQUIRE_KEYS=1): add prints a new key once (only its
+        hash is stored); list shows names and dates; revoke disables a name's key.
 
 Commands are registered in `COMMANDS` (name -> Command): adding one is one line.
 """
@@ -199,6 +202,54 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_keys_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="keys_command", required=True)
+    add = sub.add_parser("add", help="issue a key for a submitter name and print it")
+    add.add_argument("name", help="the submitter name (as they will type it)")
+    add.add_argument("--replace", action="store_true", help="replace the name's active key")
+    sub.add_parser("list", help="list the names that have keys")
+    revoke = sub.add_parser("revoke", help="revoke a submitter's key")
+    revoke.add_argument("name")
+
+
+def _run_keys(args: argparse.Namespace) -> int:
+    from leaderboard.db import make_engine, make_session_factory, upgrade
+    from leaderboard.errors import ServiceError
+    from leaderboard.keys import add_key, list_keys, revoke_key
+    from leaderboard.settings import LeaderboardSettings
+
+    settings = LeaderboardSettings.from_env()
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        factory = make_session_factory(engine)
+        if args.keys_command == "add":
+            try:
+                key = add_key(factory, args.name, replace=args.replace)
+            except ServiceError as exc:
+                print(f"error: {exc.reason}", file=sys.stderr)
+                return 2
+            print(key)
+            print(f"key for {args.name.strip()!r}: give it to them privately; it is not shown "
+                  "again (only its hash is stored)", file=sys.stderr)  # fmt: skip
+            if not settings.keys_required:
+                print("note: keys are checked only with SVR_REQUIRE_KEYS=1 (off a Space)",
+                      file=sys.stderr)  # fmt: skip
+            return 0
+        if args.keys_command == "revoke":
+            if not revoke_key(factory, args.name):
+                print(f"error: {args.name.strip()!r} has no active key", file=sys.stderr)
+                return 2
+            print(f"revoked the key of {args.name.strip()!r}")
+            return 0
+        for info in list_keys(factory):
+            state = "active" if info.active else f"revoked {info.revoked_at:%Y-%m-%d %H:%M}"
+            print(f"{info.name}\tissued {info.created_at:%Y-%m-%d %H:%M}\t{state}")
+        return 0
+    finally:
+        engine.dispose()
+
+
 COMMANDS: dict[str, Command] = {
     "score": Command("validate and score a submission archive", _add_score_arguments, _run_score),
     "template": Command("write a valid example submission", _add_template_arguments, _run_template),
@@ -206,6 +257,7 @@ COMMANDS: dict[str, Command] = {
         "score queued leaderboard submissions", add_worker_arguments, run_worker_command
     ),
     "report": Command("the leaderboard as Markdown", _add_report_arguments, _run_report),
+    "keys": Command("per-submitter keys: add, list, revoke", _add_keys_arguments, _run_keys),
 }
 
 

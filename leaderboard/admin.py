@@ -56,6 +56,12 @@ class AdminMixin(ServiceState):
                     if row.status in (Status.RECEIVED, Status.VALIDATED):
                         lines.append(f"{sid}: still being validated")
                         continue
+                    if not self.store.path_for(row.archive_sha256, row.archive_ext).is_file():
+                        lines.append(
+                            f"{sid}: its archive was deleted when it was refused at upload; the "
+                            "submitter must submit it again"
+                        )
+                        continue
                     values: dict[str, Any] = {
                         "status": Status.QUEUED, "attempts": 0, "claimed_by": None,
                         "reason": "", "details": [], "progress_done": 0,
@@ -81,6 +87,5 @@ class AdminMixin(ServiceState):
         if not actor:
             raise AuthError("maintainer access refused")
         with self.factory() as session:
-            rows = session.scalars(select(Submission)).all()
-        frame = views.submissions_frame([summary_row(r, admin=True) for r in rows])
-        return frame
+            rows = session.scalars(select(Submission).order_by(Submission.id.desc())).all()
+        return views.submissions_frame([summary_row(r, admin=True) for r in rows], admin=True)

@@ -12,12 +12,16 @@ Tables:
 - `class_results`: (submission, class, metric) -> mean and median over the class's items.
 - `item_scores`: (submission, item id) -> the main metrics as columns, all metrics as JSON.
 - `admin_actions`: who did what to which submission (revision 0002).
+- `submitter_keys`: per-submitter keys (their SHA-256 only) for servers that require them
+  (revision 0003, which also adds the submissions' opaque `public_id`, the normal forms of
+  the submitter's name and the content hash of the predictions).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,7 +51,9 @@ __all__ = [
     "ClassResult",
     "ItemScore",
     "AdminAction",
+    "SubmitterKey",
     "Status",
+    "new_public_id",
     "ACTIVE_STATES",
     "utcnow",
     "make_engine",
@@ -82,6 +88,14 @@ ACTIVE_STATES = (Status.RECEIVED, Status.VALIDATED, Status.QUEUED, Status.SCORIN
 def utcnow() -> dt.datetime:
     """The current time, UTC, timezone-aware."""
     return dt.datetime.now(dt.timezone.utc)
+
+
+def new_public_id() -> str:
+    """A fresh opaque submission id: "s" and 16 hex digits (64 random bits).
+
+    Users see and poll this id; the integer primary key is for maintainers only, so ids
+    cannot be enumerated."""
+    return "s" + secrets.token_hex(8)
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -148,6 +162,14 @@ class Submission(Base):
     coverage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     overall: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     manifest: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Revision 0003: the id users see, the normal forms of `submitter` (see
+    # leaderboard.identity: `name_key`, `quota_key`) and the hash of the decoded predictions.
+    public_id: Mapped[str | None] = mapped_column(
+        String(24), unique=True, index=True, nullable=True, default=new_public_id
+    )
+    submitter_key: Mapped[str | None] = mapped_column(String(400), index=True, nullable=True)
+    quota_key: Mapped[str | None] = mapped_column(String(400), index=True, nullable=True)
+    content_sha256: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
 
     __table_args__ = (Index("ix_submissions_status_id", "status", "id"),)
 
@@ -210,6 +232,20 @@ class AdminAction(Base):
     action: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(200))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SubmitterKey(Base):
+    """A submitter's key (revision 0003): only its SHA-256 is stored. `name_key` is the
+    normal form of `name` (one key per name); a revoked key has `revoked_at` set."""
+
+    __tablename__ = "submitter_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(400), unique=True, index=True)
+    key_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 # ----------------------------------------------------------------------------- engine

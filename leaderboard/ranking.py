@@ -1,6 +1,9 @@
 """Ranking: the visible entries of the current benchmark and protocol, with bootstrap tiers and
 verdicts against the recognition baselines, computed once per change and cached.
 
+Visible: scored, neither hidden nor deleted, and predicting every test item. Hidden and
+deleted entries appear in no read of a non-maintainer.
+
 `RankingMixin._analysis()` is what every read of the leaderboard builds on (`entries`,
 `reference_names`; the tables of `leaderboard.reads` and `leaderboard.comparison`).
 """
@@ -14,12 +17,12 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from leaderboard import views
+from leaderboard import identity, views
 from leaderboard.db import ClassResult, ItemScore, Status, Submission
 from leaderboard.errors import ServiceError
 from leaderboard.state import ServiceState
 
-__all__ = ["RankingMixin", "REFERENCE_BASELINES", "VISIBLE_CHECK_MAX_AGE"]
+__all__ = ["RankingMixin", "REFERENCE_BASELINES", "VISIBLE_CHECK_MAX_AGE", "DIGITS", "is_complete"]
 
 # How long a read may reuse the last check of which entries are visible (seconds): reads are
 # what a busy leaderboard serves most, and the check is a database query. Changes made by
@@ -29,6 +32,16 @@ VISIBLE_CHECK_MAX_AGE = 1.0
 # Baselines the recognition-or-reconstruction tests compare every entry with: display name
 # -> substring of the baseline entry's method name (case-insensitive).
 REFERENCE_BASELINES = {"Clustering": "clustering", "Retrieval": "retrieval"}
+
+
+# Published figures (tables, JSON, status, report) carry this many decimals.
+DIGITS = 4
+
+
+def is_complete(row: Submission) -> bool:
+    """Whether a scored entry predicted every test item (only those are ranked; entries
+    scored before partial submissions were refused may lack some)."""
+    return int((row.coverage or {}).get("n_missing", 0) or 0) == 0
 
 
 class RankingMixin(ServiceState):
@@ -86,10 +99,20 @@ class RankingMixin(ServiceState):
             )  # fmt: skip
 
     def _names(self, rows: list[Submission]) -> dict[int, str]:
-        counts: dict[str, int] = {}
+        """Entry names: the method name, with " #<id>" when other entries' names look the
+        same (`identity.name_key`: case, look-alike letters, white space). A baseline keeps
+        its plain name when it is the only baseline among them: another entry never
+        renames it."""
+        groups: dict[str, list[Submission]] = {}
         for r in rows:
-            counts[r.method] = counts.get(r.method, 0) + 1
-        return {r.id: r.method if counts[r.method] == 1 else f"{r.method} #{r.id}" for r in rows}
+            groups.setdefault(identity.name_key(r.method), []).append(r)
+        names: dict[int, str] = {}
+        for group in groups.values():
+            baselines = [r for r in group if r.baseline]
+            for r in group:
+                plain = len(group) == 1 or (r.baseline and len(baselines) == 1)
+                names[r.id] = r.method if plain else f"{r.method} #{r.id}"
+        return names
 
     def item_scores(
         self, submission_ids: Iterable[int], metric: str = "fscore"
@@ -134,7 +157,7 @@ class RankingMixin(ServiceState):
                 return cached[1]
             rows = self._visible_rows()
             key = tuple((r.id, r.updated_at, r.baseline, r.verified) for r in rows)
-            result = self._compute_analysis(rows)
+            result = self._compute_analysis([r for r in rows if is_complete(r)])
             self._cache["analysis"] = (key, result)
             return result
         finally:
@@ -175,7 +198,7 @@ class RankingMixin(ServiceState):
                     ClassResult.metric == self.headline_key,
                 )
             ):
-                class_means[sid][cls] = mean
+                class_means[sid][cls] = None if mean is None else round(float(mean), DIGITS)
         entries = [
             views.Entry(
                 id=r.id,
@@ -211,5 +234,6 @@ class RankingMixin(ServiceState):
         return list(self._analysis()["ref_names"])
 
     def entries(self) -> list[views.Entry]:
-        """Visible, scored entries of the current benchmark and protocol."""
+        """Visible, scored entries of the current benchmark and protocol that predicted
+        every test item."""
         return list(self._analysis()["entries"])

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from leaderboard import views
 from leaderboard.db import ClassResult, Status, Submission
 from leaderboard.errors import ServiceError
-from leaderboard.ranking import RankingMixin
+from leaderboard.ranking import DIGITS, RankingMixin, is_complete
 
 __all__ = ["ReadsMixin", "summary_row"]
 
@@ -23,16 +23,31 @@ __all__ = ["ReadsMixin", "summary_row"]
 class ReadsMixin(RankingMixin):
     """Status, "my submissions" and the leaderboard tables."""
 
-    def status(self, submission_id: int) -> dict[str, Any]:
-        """Status of one submission: id, method, status, reason, details, progress, times;
-        when done also overall (both means), per_class (class -> metric -> mean/median),
-        coverage and protocol. ServiceError if there is no such (non-deleted) submission."""
+    def _row_for(self, session: Any, submission_id: int | str) -> Submission | None:
+        """A row by public id (a str: what users hold) or internal id (an int)."""
+        if isinstance(submission_id, str):
+            return session.scalars(
+                select(Submission).where(Submission.public_id == submission_id.strip())
+            ).first()
+        return session.get(Submission, int(submission_id))
+
+    def status(self, submission_id: int | str, actor: str | None = None) -> dict[str, Any]:
+        """Status of one submission: id (its public id), method, status, reason, details,
+        progress, times, flags; when done also overall (both means), per_class (class ->
+        metric -> mean/median) and coverage, rounded to `DIGITS` decimals.
+
+        `submission_id`: the public id `submit` returned (only its submitter has it; ids
+        cannot be enumerated), or an internal id (an int, for maintainers and tests).
+        Without `actor` (from `authorize`): a deleted submission does not exist; a hidden
+        one shows its status without scores; scores of an entry that lacks test items
+        (scored before partial submissions were refused) are not shown. ServiceError if
+        there is no such submission."""
         with self.factory() as session:
-            row = session.get(Submission, int(submission_id))
-            if row is None or row.deleted:
+            row = self._row_for(session, submission_id)
+            if row is None or (row.deleted and not actor):
                 raise ServiceError(f"no submission {submission_id}")
             out: dict[str, Any] = {
-                "id": row.id,
+                "id": row.public_id,
                 "method": row.method,
                 "status": row.status,
                 "reason": row.reason,
@@ -47,27 +62,42 @@ class ReadsMixin(RankingMixin):
                 "protocol": row.protocol_id,
                 "benchmark": row.benchmark_id,
             }
-            if row.status == Status.DONE:
-                out["overall"] = row.overall
-                out["coverage"] = row.coverage
+            if row.hidden and not actor:
+                out["reason"] = "hidden by a maintainer: not on the leaderboard, scores not shown"
+                out["details"] = []
+            elif row.status == Status.DONE and (actor or is_complete(row)):
+                out["overall"] = _rounded(row.overall)
+                out["coverage"] = _rounded(row.coverage)
                 per_class: dict[str, dict[str, dict[str, float | None]]] = {}
                 for r in session.scalars(
                     select(ClassResult).where(ClassResult.submission_id == row.id)
                 ):
-                    per_class.setdefault(r.class_name, {})[r.metric] = {
-                        "mean": r.mean, "median": r.median,
-                    }  # fmt: skip
+                    per_class.setdefault(r.class_name, {})[r.metric] = _rounded(
+                        {"mean": r.mean, "median": r.median}
+                    )
                 out["per_class"] = per_class
+            if actor:
+                out["entry"] = row.id
         return out
 
-    def submissions_of(self, submitter: str) -> pd.DataFrame:
-        """The submitter's non-deleted submissions, newest first."""
+    def submissions_of(self, submitter: str, key: str | None = None) -> pd.DataFrame:
+        """The submitter's non-deleted submissions (names compared in their normal form,
+        `identity.name_key`), newest first, with their public ids. Empty for a name that
+        is not valid, and, where keys are required, without the name's key."""
+        from leaderboard.admission import Submitter
+        from leaderboard.keys import check_key
+
+        try:
+            who = Submitter.parse(submitter)
+        except ServiceError:
+            return views.submissions_frame([])
+        if self.settings.keys_required and not check_key(self.factory, who.name, key):
+            return views.submissions_frame([])
         with self.factory() as session:
             rows = session.scalars(
-                select(Submission).where(
-                    Submission.submitter == (submitter or "").strip(),
-                    Submission.deleted.is_(False),
-                )
+                select(Submission)
+                .where(Submission.submitter_key == who.key, Submission.deleted.is_(False))
+                .order_by(Submission.id.desc())
             ).all()
         return views.submissions_frame([summary_row(r) for r in rows])
 
@@ -122,8 +152,8 @@ class ReadsMixin(RankingMixin):
                         "Baseline": label,
                         "Verdict": c.verdict,
                         "KS D": round(c.ks_stat, 3),
-                        "KS p": c.ks_p,
-                        "Wilcoxon p": c.wilcoxon_p,
+                        "KS p": _significant(c.ks_p),
+                        "Wilcoxon p": _significant(c.wilcoxon_p),
                         "Mean difference": round(c.mean_diff, 4)
                         if math.isfinite(c.mean_diff)
                         else None,
@@ -161,7 +191,7 @@ class ReadsMixin(RankingMixin):
                     ClassResult.submission_id.in_(list(means)), ClassResult.metric == metric
                 )
             ):
-                means[sid][cls] = mean
+                means[sid][cls] = None if mean is None else round(float(mean), DIGITS)
         return views.per_class_frame({e.name: means[e.id] for e in entries})
 
     def entry_choices(self) -> list[tuple[str, int]]:
@@ -169,8 +199,27 @@ class ReadsMixin(RankingMixin):
         return [(f"{e.name} (#{e.id})", e.id) for e in self.entries()]
 
 
+def _rounded(value: Any) -> Any:
+    """`value` (nested dicts and lists of numbers) with floats rounded to `DIGITS` decimals."""
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, float):
+        return round(value, DIGITS) if math.isfinite(value) else value
+    return value
+
+
+def _significant(p: float | None) -> float | None:
+    """A p-value to 4 significant digits (rounding to decimals would turn 1e-38 into 0)."""
+    if p is None or not math.isfinite(p):
+        return p
+    return float(f"{p:.4g}")
+
+
 def summary_row(row: Submission, admin: bool = False) -> dict[str, object]:
-    """One row of `views.submissions_frame` (with the submitter's name when `admin`)."""
+    """One row of `views.submissions_frame`: the public id; for maintainers (`admin`) the
+    internal id, the public id and the submitter's name."""
     flags = [f for f in ("baseline", "verified", "hidden", "deleted") if getattr(row, f)]
     if row.status == Status.SCORING and row.progress_total:
         progress = f"{row.progress_done}/{row.progress_total}"
@@ -183,7 +232,8 @@ def summary_row(row: Submission, admin: bool = False) -> dict[str, object]:
         reason += " | " + "; ".join(row.details[:5])
     method = f"{row.method} ({row.submitter})" if admin else row.method
     return {
-        "ID": row.id,
+        "ID": row.id if admin else row.public_id,
+        **({"Public ID": row.public_id} if admin else {}),
         "Method": method,
         "Status": row.status,
         "Progress": progress,

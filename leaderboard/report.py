@@ -5,21 +5,43 @@ F-score and IoU per class for every entry, and each entry's tests against the re
 baselines (two-sample Kolmogorov-Smirnov and paired Wilcoxon on the per-item F-scores); with
 `--figures DIR`, also the per-class bars and the per-item distributions as PNGs, linked from
 the report. Reads the leaderboard database of SVR_HOME / DATABASE_URL; changes nothing.
+
+Every text cell and header is escaped (`escape_cell`): method names, authors and training
+data are typed by submitters, so HTML is shown as text, and `|`, Markdown emphasis, links
+and code marks cannot break or restyle the tables. Only the report's own labels
+(`Trusted`) are written as they are.
 """
 
 from __future__ import annotations
 
+import html
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["markdown_table", "markdown_report", "write_figures"]
+__all__ = ["markdown_table", "markdown_report", "write_figures", "escape_cell", "Trusted"]
 
 _SUMMARY = ("Tier", "Method", "Representation", "Baseline")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]~|])")  # inline Markdown, and the cell separator
+
+
+class Trusted(str):
+    """A cell the report itself wrote (Markdown kept as it is)."""
+
+
+def escape_cell(text: str) -> str:
+    """A user-provided text as one Markdown table cell that shows it literally: HTML
+    escaped (`<b>` shows as <b>), Markdown punctuation and `|` backslash-escaped, line
+    breaks as spaces."""
+    if isinstance(text, Trusted):
+        return str(text)
+    flat = " ".join(str(text).split())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(flat, quote=False))
 
 
 def _cell(value: Any, digits: int, p_value: bool = False) -> str:
@@ -31,7 +53,7 @@ def _cell(value: Any, digits: int, p_value: bool = False) -> str:
         if value != 0 and abs(value) < 10 ** (-digits):
             return f"{value:.1e}"
         return f"{value:.{digits}f}"
-    return str(value).replace("|", "\\|")
+    return escape_cell(value if isinstance(value, str) else str(value))
 
 
 def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
@@ -39,7 +61,8 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
     NaN and None as empty cells, a p-value of 0 in a column named "... p" as "< 1e-300")."""
     head = [str(c) for c in frame.columns]
     p_cols = [h.endswith(" p") for h in head]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    cells = [escape_cell(c) if not isinstance(c, Trusted) else str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cells) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for row in frame.itertuples(index=False):
         cells = (_cell(v, digits, p) for v, p in zip(row, p_cols, strict=True))
         lines.append("| " + " | ".join(cells) + " |")
@@ -48,7 +71,7 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
 
 def _with_mean_row(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` (Class + one column per entry) with a last row: the mean of the class means."""
-    means = {"Class": "**mean of classes**"}
+    means: dict[str, Any] = {"Class": Trusted("**mean of classes**")}
     means.update({c: frame[c].mean() for c in frame.columns if c != "Class"})
     return pd.concat([frame, pd.DataFrame([means])], ignore_index=True)
 

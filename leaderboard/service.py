@@ -10,14 +10,17 @@ actions raise `AuthError`.
 | module | owns |
 |---|---|
 | `leaderboard.state` | settings, database, archive store, benchmark, protocol, read cache |
-| `leaderboard.submissions` | the submit flow (`submit`): metadata, limits, duplicates, validation |
+| `leaderboard.submissions` | the submit flow (`submit`), from upload to queued row |
+| `leaderboard.admission` | its checks: identities, keys, limits, refusals, reserved names, duplicates |
 | `leaderboard.ranking` | visible entries with tiers and verdicts (cached) |
 | `leaderboard.reads` | status, "my submissions", the leaderboard tables |
 | `leaderboard.comparison` | two entries compared, distributions, view images |
 | `leaderboard.auth` | who a maintainer is |
 | `leaderboard.admin` | maintainer actions and the table of every submission |
 
-This module adds the worker thread and the periodic backup.
+This module adds the worker thread and the periodic backup. Below them:
+`leaderboard.identity` (normal forms of names), `leaderboard.keys` (submitter keys),
+`leaderboard.ratelimit` (in-process limits with an injectable clock).
 
 Nothing returned here holds a path inside SVR_HOME or the benchmark: tables, dicts, numpy
 images of public input views only.
@@ -70,6 +73,7 @@ class LeaderboardService(SubmissionsMixin, ReadsMixin, ComparisonMixin, AuthMixi
         score_fn / open_fn: scoring and archive-opening functions (defaults: the real
             `leaderboard.scoring.score_submission` / `leaderboard.archive.open_submission`).
         protocol: scoring protocol (default `svr.evaluation.DEFAULT_PROTOCOL`).
+        clock: seconds for the rate limits (default `time.monotonic`; tests inject one).
     """
 
     def make_worker(self, kind: str = "worker") -> Worker:

@@ -18,9 +18,13 @@
 | SVR_SCORING_DEVICE        | (auto)                      | cpu or cuda                                      |
 | SVR_BACKUP_REPO           | (unset: no backup)          | private HF dataset repo id for backups           |
 | SVR_BACKUP_INTERVAL       | 3600                        | seconds between backups                          |
+| SVR_REQUIRE_KEYS          | 0                           | 1: off a Space, submitting needs a key (`python -m leaderboard keys add NAME`) |
+| SVR_MAX_REFUSALS          | 40                          | refused submissions per identity and per client address per window |
+| SVR_REFUSAL_WINDOW        | 3600                        | that window (s)                                  |
 
-Submitter identity off a Space is a free-text name: it is NOT authenticated, so the
-per-submitter limits there only stop accidents, not abuse.
+Submitter identity off a Space is a free-text name: it is NOT authenticated (open mode), so
+the per-submitter limits there only stop accidents, not abuse; the per-address limit on
+refusals and SVR_REQUIRE_KEYS are what hold against abuse.
 """
 
 from __future__ import annotations
@@ -50,6 +54,15 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name}={raw!r}: expected 1 or 0")
+
+
 @dataclass(frozen=True)
 class LeaderboardSettings:
     """Where the leaderboard keeps its state and how it limits submissions.
@@ -75,6 +88,9 @@ class LeaderboardSettings:
     scoring_device: str | None = None
     backup_repo: str | None = None
     backup_interval_s: float = 3600.0
+    require_keys: bool = False
+    max_refusals: int = 40
+    refusal_window_s: float = 3600.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
@@ -98,6 +114,17 @@ class LeaderboardSettings:
     @property
     def on_space(self) -> bool:
         return bool(self.space_id)
+
+    @property
+    def keys_required(self) -> bool:
+        """Whether submitting needs a submitter key (SVR_REQUIRE_KEYS, off a Space only: a
+        Space authenticates submitters with Hugging Face login)."""
+        return self.require_keys and not self.on_space
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether the submitter's name is authenticated (a Space, or keys required)."""
+        return self.on_space or self.keys_required
 
     def with_(self, **changes: object) -> LeaderboardSettings:
         """A copy with some fields changed (tests)."""
@@ -129,4 +156,7 @@ class LeaderboardSettings:
             scoring_device=device,
             backup_repo=(env.get("SVR_BACKUP_REPO") or "").strip() or None,
             backup_interval_s=_float(env, "SVR_BACKUP_INTERVAL", 3600.0),
+            require_keys=_flag(env, "SVR_REQUIRE_KEYS"),
+            max_refusals=env_int(env, "SVR_MAX_REFUSALS", 40, minimum=1),
+            refusal_window_s=_float(env, "SVR_REFUSAL_WINDOW", 3600.0),
         )

@@ -10,6 +10,7 @@ docstrings name.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy import update
 
 from leaderboard import views
 from leaderboard.db import Submission, make_engine, make_session_factory, upgrade, utcnow
-from leaderboard.errors import ServiceError
+from leaderboard.errors import ServiceError, public_message
 from leaderboard.settings import LeaderboardSettings
 from leaderboard.storage import ArchiveStore
 from leaderboard.worker import redact
@@ -37,8 +38,10 @@ class ServiceState:
         score_fn: Callable[..., Any] | None = None,
         open_fn: Callable[..., Any] | None = None,
         protocol: Any = None,
+        clock: Callable[[], float] | None = None,
     ):
         self.settings = settings
+        self._clock: Callable[[], float] = clock or time.monotonic  # rate limits (seconds)
         self.benchmark_dir = None if benchmark_dir is None else Path(benchmark_dir)
         settings.home.mkdir(parents=True, exist_ok=True)
         from leaderboard.backup import restore_at_start
@@ -52,7 +55,7 @@ class ServiceState:
         self._open_fn = open_fn
         self._protocol = protocol
         self._benchmark: Any = None
-        self._submit_lock = threading.Lock()
+        self._submit_lock = threading.RLock()
         self._worker_thread: threading.Thread | None = None
         self._worker_stop = threading.Event()
         self._wake = threading.Event()
@@ -97,6 +100,14 @@ class ServiceState:
 
     def _redact(self, text: str, upload: Path | None = None) -> str:
         return redact(text, (self.settings.home, self.benchmark_dir, upload))
+
+    def public_message(self, text: str) -> str:
+        """`text` with no server path in it (SVR_HOME, the benchmark, temporary, working
+        and Python folders, any other absolute path): every message to a user goes
+        through this."""
+        return public_message(
+            text, [(self.settings.home, "$SVR_HOME"), (self.benchmark_dir, "<benchmark>")]
+        )
 
     def _set(self, sid: int, **values: Any) -> None:
         """Update one submission row (and its `updated_at`)."""

@@ -1,23 +1,32 @@
-"""Submitting: metadata checks, per-submitter limits, duplicates, storing, validation, queueing.
+"""Submitting: the submit flow, from the uploaded file to a queued row.
 
-The submit flow of the service lives here, in `SubmissionsMixin.submit` (one method, from the
-uploaded file to a queued row); `LeaderboardService` composes it with the other mixins.
+`SubmissionsMixin.submit` is the flow (one method, in order): refusal rate limit ->
+submitter name -> key -> metadata -> method name -> per-submitter limits -> store the
+archive -> archive duplicate -> row -> validation -> manifest names -> every test item
+present -> duplicate predictions -> queued. The checks it calls live in
+`leaderboard.admission`. A submission refused after its archive was stored is recorded as
+failed with the reason, and its archive is deleted at once (unless another submission that
+did not fail holds the same bytes).
+
+Partial submissions fail validation, saying how many test items are missing: an entry is
+scored only if it predicts every test item (no private scoring of a subset: its figures
+would tell the submitter how single items score).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from leaderboard.db import ACTIVE_STATES, Status, Submission, utcnow
+from leaderboard import identity
+from leaderboard.admission import AdmissionMixin, Submitter
+from leaderboard.db import Status, Submission, new_public_id, utcnow
 from leaderboard.errors import ServiceError, SubmissionRejected
-from leaderboard.state import ServiceState
-from leaderboard.storage import archive_extension
+from leaderboard.storage import StoredArchive, archive_extension
 
 __all__ = ["SubmissionsMixin", "METADATA_FIELDS"]
 
@@ -35,10 +44,12 @@ METADATA_FIELDS: dict[str, int] = {
     "description": 2000,
 }
 _URL_RE = re.compile(r"\Ahttps?://[^\s<>\"'()\[\]]+\Z")
-_SUBMITTER_RE = re.compile(r"\A[\w .@+-]{1,100}\Z")
+_MISSING_SHOWN = 5
+_LABELS = {"method": "method name", "paper_url": "paper URL", "code_url": "code URL",
+           "training_data": "training data"}  # fmt: skip
 
 
-class SubmissionsMixin(ServiceState):
+class SubmissionsMixin(AdmissionMixin):
     """Submit archives (`submit`): the only way rows enter the database."""
 
     def _clean_metadata(self, metadata: dict[str, Any]) -> dict[str, str]:
@@ -53,40 +64,14 @@ class SubmissionsMixin(ServiceState):
             value = "" if value is None else str(value).strip()
             if len(value) > limit:
                 raise ServiceError(f"{key} is longer than {limit} characters")
+            identity.check_text(value, _LABELS.get(key, key), multiline=key == "description")
             clean[key] = value
         for key in ("paper_url", "code_url"):
             if clean[key] and not _URL_RE.match(clean[key]):
                 raise ServiceError(f"{key} must be an http(s) URL, got {clean[key]!r}")
+        if clean["method"]:
+            clean["method"] = identity.clean_name(clean["method"], "method name", 100)
         return clean
-
-    def _check_limits(self, session: Any, submitter: str) -> None:
-        since = utcnow() - dt.timedelta(days=1)
-        # Deleted submissions still count (deleting must not reset the limit); failed ones
-        # do not (a rejected archive should be fixable at once).
-        today = session.scalar(
-            select(func.count(Submission.id)).where(
-                Submission.submitter == submitter,
-                Submission.created_at >= since,
-                Submission.status != Status.FAILED,
-            )
-        )
-        if today >= self.settings.max_per_day:
-            raise ServiceError(
-                f"{submitter!r} has reached the limit of {self.settings.max_per_day} submissions "
-                "in 24 hours (failed ones do not count); try again later"
-            )
-        active = session.scalar(
-            select(func.count(Submission.id)).where(
-                Submission.submitter == submitter,
-                Submission.status.in_(ACTIVE_STATES),
-                Submission.deleted.is_(False),
-            )
-        )
-        if active >= self.settings.max_concurrent:
-            raise ServiceError(
-                f"{submitter!r} already has {active} submission(s) waiting or being scored "
-                f"(limit {self.settings.max_concurrent}); wait until they finish"
-            )
 
     def submit(
         self,
@@ -95,8 +80,10 @@ class SubmissionsMixin(ServiceState):
         submitter: str,
         baseline: bool = False,
         filename: str | None = None,
+        key: str | None = None,
+        client: str | None = None,
     ) -> int:
-        """Store, validate and queue a submission archive; returns its id.
+        """Store, validate and queue a submission archive; returns its (internal) id.
 
         Args:
             archive_path: the uploaded .zip/.tar/.tar.gz/.tgz/.npz.
@@ -105,23 +92,50 @@ class SubmissionsMixin(ServiceState):
                 are given here).
             submitter: who submits (HF user on a Space; a free-text name elsewhere).
             baseline: mark as a baseline entry (used by `leaderboard.seed`; per-submitter
-                limits do not apply; refused if a baseline of the same archive or method
-                name exists).
+                limits, keys and reserved names do not apply; refused if a baseline of the
+                same archive, predictions or method name exists).
             filename: the original file name, if `archive_path` lost it.
+            key: the submitter's key (checked when SVR_REQUIRE_KEYS is on, off a Space).
+            client: the client's address (refusals are rate-limited per address too).
+
+        Users see the submission's `public_id` (`public_id(sid)`), never this id.
 
         Raises:
-            ServiceError: refused before validation (limits, duplicate, bad metadata);
-            SubmissionRejected: validation failed (recorded as a failed submission).
+            ServiceError: refused before validation (rate limit, name, key, limits,
+                duplicate archive, bad metadata);
+            SubmissionRejected: refused from validation on (recorded as a failed
+                submission whose archive is deleted).
         """
+        if baseline:
+            return self._submit(archive_path, metadata, Submitter.parse(submitter), True,
+                                filename, key)  # fmt: skip
+        who: Submitter | None = None
+        self._check_refusals(None, client)
+        try:
+            who = Submitter.parse(submitter)
+            self._check_refusals(who, client)
+        except ServiceError as exc:
+            if who is None:  # a bad name is a refusal; the rate limit itself is not
+                self._refused(None, client)
+            raise exc from None
+        try:
+            return self._submit(archive_path, metadata, who, False, filename, key)
+        except ServiceError:
+            self._refused(who, client)
+            raise
+
+    def _submit(
+        self, archive_path: str | Path, metadata: dict[str, Any], who: Submitter,
+        baseline: bool, filename: str | None, key: str | None,
+    ) -> int:  # fmt: skip
+        """`submit` once the refusal rate limit let it through."""
         from leaderboard.validation import Manifest, SubmissionError
 
         benchmark = self.benchmark
-        submitter = (submitter or "").strip()
-        if not _SUBMITTER_RE.match(submitter):
-            raise ServiceError(
-                "a submitter name is required (1-100 letters, digits, spaces or . @ + - _)"
-            )
+        if self.settings.keys_required and not baseline:
+            self._check_key(who, key)
         meta = self._clean_metadata(metadata)
+        self._check_method_name(meta["method"], baseline)
         path = Path(archive_path)
         if not path.is_file():
             raise ServiceError("no archive uploaded")
@@ -133,20 +147,26 @@ class SubmissionsMixin(ServiceState):
         with self._submit_lock:
             if not baseline:
                 with self.factory() as session:
-                    self._check_limits(session, submitter)
+                    self._check_limits(session, who)
             try:
                 stored = self.store.put(path, ext, max_bytes=self.settings.max_archive_bytes)
             except ValueError as exc:
                 raise ServiceError(str(exc)) from None
             with self.factory() as session:
-                self._check_duplicate(session, stored.sha256, submitter, baseline, meta["method"])
+                earlier = self._earlier_duplicate(session, baseline, stored.sha256,
+                                                  method=meta["method"])  # fmt: skip
+                if earlier is not None:
+                    message = self._duplicate_message(earlier, who)
+                    self._discard_archive(stored)
+                    raise ServiceError(message)
                 row = Submission(
                     method=meta["method"] or "(unnamed)",
                     authors=meta["authors"], paper_url=meta["paper_url"],
                     code_url=meta["code_url"], representation=meta["representation"],
                     frame=meta["frame"], training_data=meta["training_data"],
                     description=meta["description"], contact=meta["contact"],
-                    submitter=submitter, status=Status.RECEIVED, reason="", details=[],
+                    submitter=who.name, submitter_key=who.key, quota_key=who.quota,
+                    public_id=new_public_id(), status=Status.RECEIVED, reason="", details=[],
                     archive_sha256=stored.sha256, archive_size=stored.size, archive_ext=ext,
                     protocol_id=self.protocol.identifier,
                     benchmark_id=benchmark.meta.identifier, baseline=baseline,
@@ -154,8 +174,8 @@ class SubmissionsMixin(ServiceState):
                 )  # fmt: skip
                 session.add(row)
                 session.commit()
-                sid = row.id
-        logger.info("submission %d received from %s (%s)", sid, submitter, stored.sha256[:12])
+                sid, public = row.id, row.public_id
+        logger.info("submission %d received from %s (%s)", sid, who.name, stored.sha256[:12])
 
         # Validation, outside the lock: errors are shown at once.
         open_fn = self._open()
@@ -179,74 +199,98 @@ class SubmissionsMixin(ServiceState):
                 )
             with parsed:
                 manifest = parsed.manifest
-                for key in ("representation", "frame"):
-                    if meta[key] and meta[key] != getattr(manifest, key):
+                for field in ("representation", "frame"):
+                    if meta[field] and meta[field] != getattr(manifest, field):
                         raise SubmissionError(
-                            f"the form says {key} {meta[key]!r} but submission.json says "
-                            f"{getattr(manifest, key)!r}; make them agree"
+                            f"the form says {field} {meta[field]!r} but submission.json says "
+                            f"{getattr(manifest, field)!r}; make them agree"
                         )
                 n_items = len(parsed.test_ids)
-                n_missing = len(parsed.missing)
+                missing = list(parsed.missing)
+                content_sha = getattr(parsed, "content_sha256", "") or None
         except SubmissionError as exc:
-            reason = self._redact(exc.reason, path)
-            details = [self._redact(d, path) for d in exc.details]
-            self._set(sid, status=Status.FAILED, reason=reason, details=details,
-                      finished_at=utcnow())  # fmt: skip
-            raise SubmissionRejected(sid, reason, details) from None
+            self._reject(sid, public, stored, exc.reason, exc.details, path)
         except Exception as exc:
             logger.exception("validating submission %d failed", sid)
-            reason = self._redact(f"could not read the archive ({type(exc).__name__}: {exc})", path)
-            self._set(sid, status=Status.FAILED, reason=reason, finished_at=utcnow())
-            raise SubmissionRejected(sid, reason) from None
+            self._reject(sid, public, stored,
+                         f"could not read the archive ({type(exc).__name__}: {exc})", [], path)  # fmt: skip
 
         values = {
-            f: meta[f] or str(getattr(manifest, f, "") or "")
+            f: meta[f] or str(getattr(manifest, f, "") or "").strip()
             for f in ("method", "authors", "paper_url", "code_url", "training_data", "description")
         }
-        for key in ("paper_url", "code_url"):  # URLs from submission.json are checked too
-            if values[key] and not _URL_RE.match(values[key]):
-                values[key] = ""
-        warning = (
-            f"{n_missing} of {n_items} test items missing (they score the worst values)"
-            if n_missing
-            else ""
-        )
-        self._set(
-            sid, status=Status.VALIDATED, representation=manifest.representation,
-            frame=manifest.frame, manifest=manifest.to_dict(), progress_total=n_items,
-            reason=warning, **values,
-        )  # fmt: skip
-        self._set(sid, status=Status.QUEUED)
+        for field in ("paper_url", "code_url"):  # URLs from submission.json are checked too
+            if values[field] and not _URL_RE.match(values[field]):
+                values[field] = ""
+        try:
+            for field, value in values.items():  # submission.json's texts: the form's rules
+                label = _LABELS.get(field, field)
+                identity.check_text(value, label, multiline=field == "description")
+            values["method"] = identity.clean_name(values["method"], "method name", 100)
+            values["method"] = values["method"] or "(unnamed)"
+            self._check_method_name(values["method"], baseline)
+            if missing:
+                shown = ", ".join(missing[:_MISSING_SHOWN])
+                more = (
+                    f" and {len(missing) - _MISSING_SHOWN} more"
+                    if len(missing) > _MISSING_SHOWN
+                    else ""
+                )
+                raise ServiceError(
+                    f"{len(missing)} of {n_items} test items are missing: a submission must "
+                    "predict every test item to be scored (the test inputs list them all); "
+                    f"missing: {shown}{more}"
+                )
+        except ServiceError as exc:
+            self._reject(sid, public, stored, exc.reason, exc.details, path)
+        with self._submit_lock:  # the duplicate check and the queueing, atomically
+            with self.factory() as session:
+                earlier = self._earlier_duplicate(session, baseline, stored.sha256, content_sha,
+                                                  values["method"] if baseline else "", sid)  # fmt: skip
+                message = None if earlier is None else self._duplicate_message(earlier, who)
+            if message is not None:
+                self._reject(sid, public, stored, message, [], path)
+            self._set(
+                sid, status=Status.VALIDATED, representation=manifest.representation,
+                frame=manifest.frame, manifest=manifest.to_dict(), progress_total=n_items,
+                content_sha256=content_sha, reason="", **values,
+            )  # fmt: skip
+            self._set(sid, status=Status.QUEUED)
         self._wake.set()
         return sid
 
-    def _check_duplicate(
-        self, session: Any, sha: str, submitter: str, baseline: bool, method: str
-    ) -> None:
-        if baseline:
-            clause = (Submission.archive_sha256 == sha) | (
-                (Submission.method == method) if method else False
+    def public_id(self, submission_id: int) -> str:
+        """The public id of a submission (what users see and poll)."""
+        with self.factory() as session:
+            public = session.scalar(
+                select(Submission.public_id).where(Submission.id == submission_id)
             )
-            earlier = session.scalars(
-                select(Submission).where(
-                    Submission.baseline.is_(True),
-                    Submission.deleted.is_(False),
+        if public is None:
+            raise ServiceError(f"no submission {submission_id}")
+        return public
+
+    def _reject(
+        self, sid: int, public: str | None, stored: StoredArchive, reason: str,
+        details: list[str], upload: Path | None = None,
+    ) -> None:  # fmt: skip
+        """Record submission `sid` as failed with the (redacted) reason, delete its archive,
+        and raise SubmissionRejected."""
+        reason = self._redact(reason, upload)
+        details = [self._redact(d, upload) for d in details]
+        self._set(sid, status=Status.FAILED, reason=reason, details=details, finished_at=utcnow())
+        self._discard_archive(stored)
+        raise SubmissionRejected(sid, reason, details, public_id=public) from None
+
+    def _discard_archive(self, stored: StoredArchive) -> None:
+        """Delete a refused upload's stored archive, unless a submission that did not fail
+        holds the same bytes."""
+        with self._submit_lock, self.factory() as session:
+            kept = session.scalar(
+                select(Submission.id).where(
+                    Submission.archive_sha256 == stored.sha256,
+                    Submission.archive_ext == stored.ext,
                     Submission.status != Status.FAILED,
-                    clause,
-                )  # fmt: skip
-            ).first()
-        else:
-            earlier = session.scalars(
-                select(Submission).where(
-                    Submission.archive_sha256 == sha,
-                    Submission.submitter == submitter,
-                    Submission.status != Status.FAILED,
-                )  # fmt: skip
-            ).first()
-        if earlier is not None:
-            state = "deleted" if earlier.deleted else earlier.status
-            raise ServiceError(
-                f"this archive was already submitted as submission {earlier.id} "
-                f"({earlier.method!r}, {state}, {earlier.created_at:%Y-%m-%d %H:%M} UTC); "
-                "a maintainer can rescore that one"
+                )
             )
+            if kept is None:
+                stored.path.unlink(missing_ok=True)

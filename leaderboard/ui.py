@@ -4,33 +4,41 @@
 Handlers are short: parse, call one `LeaderboardService` method, turn known errors into
 `gr.Error`. Named API endpoints for `gradio_client`:
 
-- `/submit` (archive file, metadata JSON string, submitter name) -> submission id
-- `/submission_status` (id) -> status dict (overall and per-class results when done)
+- `/submit` (archive file, metadata JSON string, submitter name[, submitter key]) -> the
+  submission's public id (a string, "s" and 16 hex digits; the key only where
+  SVR_REQUIRE_KEYS is on)
+- `/submission_status` (public id) -> status dict (overall and per-class results when done)
 - `/leaderboard` () -> the table as a list of records
 
 Read-only handlers (the table, `/leaderboard`, `/submission_status`, "My submissions") take a
 few milliseconds and run without the queue's concurrency limit, so reads never wait behind
 each other or behind uploads (the limit, SVR_CONCURRENCY, is for the heavy handlers).
 
-Nothing returned is a path inside SVR_HOME or the benchmark: exports are written to a fresh
-temporary file per request; view images are returned as arrays.
+Nothing returned is a path inside SVR_HOME or the benchmark: exports go through a
+per-session folder that is emptied (`leaderboard.exports`); view images are returned as
+arrays; every error message passes `service.public_message` (no server path), including
+unexpected exceptions of a handler (`_guard`).
 
 Submitter identity: on a Hugging Face Space (SPACE_ID set) the OAuth user; elsewhere the
-free-text "Submitter name" field, which is NOT authenticated.
+free-text "Submitter name" field, which is NOT authenticated (open mode) unless the server
+requires submitter keys (SVR_REQUIRE_KEYS=1: name and key). The client's address (for the
+rate limits of refusals and maintainer tokens) is the request's peer address; on a Space,
+the last hop of X-Forwarded-For (the address the Space's proxy saw).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import tempfile
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
 from leaderboard import views
+from leaderboard.exports import ExportFolder
 from leaderboard.figures import ecdf_figure, per_class_figure
 from leaderboard.service import (
     ADMIN_ACTIONS,
@@ -39,6 +47,7 @@ from leaderboard.service import (
     ServiceError,
     SubmissionRejected,
 )
+from svr.limits import discard_upload
 
 __all__ = ["add_leaderboard_tabs"]
 
@@ -50,9 +59,12 @@ Upload one archive (`.zip`, `.tar`, `.tar.gz`/`.tgz` or `.npz`) with one predict
 item named `<class>/<shape id>/<view>.<ext>` and a `submission.json` manifest (or fill in
 method, representation and frame below). Get a valid example with
 `python -m leaderboard template --benchmark DIR --out example.zip`. The archive is checked at
-once; scoring runs in the background (see "My submissions"). Missing items score the worst
-values. Limits: {per_day} submissions per 24 h (failed ones do not count; deleting does not
-reset it), {concurrent} waiting at a time.
+once; scoring runs in the background (see "My submissions"). Every test item needs a
+prediction: an archive with items missing is refused, saying which. The same predictions are
+scored once, whoever submits them. Limits: {per_day} submissions per 24 h (failed ones do not
+count; deleting does not reset it), {concurrent} waiting at a time; names that differ only in
+case, look-alike letters or a trailing number count as one. Method names of the reference
+entries, and words such as "verified" or "baseline", are reserved.
 """
 
 
@@ -78,13 +90,52 @@ def use_oauth(on_space: bool, oauth_configured: bool = True) -> bool:
     return True
 
 
-def _error(exc: Exception) -> gr.Error:
+def _error(exc: Exception, service: LeaderboardService) -> gr.Error:
+    """The gr.Error shown for `exc`, with no server path in it."""
     if isinstance(exc, ServiceError):
         message = exc.reason
         if exc.details:
             message += "\n" + "\n".join(f"- {d}" for d in exc.details[:20])
-        return gr.Error(message, duration=None)
-    return gr.Error(str(exc), duration=None)
+    elif isinstance(exc, gr.Error):
+        message = str(exc.message)
+    else:
+        message = str(exc)
+    return gr.Error(service.public_message(message), duration=None)
+
+
+def _guard(service: LeaderboardService) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Wrap a handler so that whatever it raises reaches the user without a server path:
+    known errors with their message, anything else as an internal error (logged)."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except (gr.Error, ServiceError, AuthError) as exc:
+                raise _error(exc, service) from None
+            except Exception as exc:
+                logger.exception("handler %s failed", fn.__name__)
+                raise _error(
+                    RuntimeError(f"internal error ({type(exc).__name__}: {exc})"), service
+                ) from None
+
+        return wrapper
+
+    return decorate
+
+
+def _client(request: gr.Request | None, on_space: bool) -> str | None:
+    """The client's address (see the module docstring); None without a request."""
+    if request is None:
+        return None
+    if on_space:
+        forwarded = (request.headers or {}).get("x-forwarded-for", "")
+        hop = forwarded.split(",")[-1].strip()
+        if hop:
+            return hop
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None) or None
 
 
 def _datatypes(frame: pd.DataFrame) -> list[str]:
@@ -99,28 +150,21 @@ def _datatypes(frame: pd.DataFrame) -> list[str]:
     return types
 
 
-def _export(frame: pd.DataFrame, kind: str) -> str:
-    """Write the table to a fresh temporary file; its path (for gr.File)."""
-    folder = Path(tempfile.mkdtemp(prefix="svr-leaderboard-export-"))
-    path = folder / f"leaderboard.{kind}"
-    if kind == "csv":
-        frame.to_csv(path, index=False)
-    else:
-        path.write_text(json.dumps(views.frame_records(frame), indent=1, ensure_ascii=False))
-    return str(path)
-
-
 # ----------------------------------------------------------------------------- tabs
 
 
-def add_leaderboard_tabs(service: LeaderboardService) -> None:
-    """Create the Leaderboard, Submit and Maintainers tabs inside an open `gr.Tabs()`."""
-    _leaderboard_tab(service)
+def add_leaderboard_tabs(service: LeaderboardService, exports: ExportFolder | None = None) -> None:
+    """Create the Leaderboard, Submit and Maintainers tabs inside an open `gr.Tabs()`;
+    `exports`: where CSV/JSON exports are written for a moment (default: a folder in the
+    system temp folder)."""
+    _leaderboard_tab(service, exports or ExportFolder())
     _submit_tab(service)
     _maintainers_tab(service)
 
 
-def _leaderboard_tab(service: LeaderboardService) -> None:
+def _leaderboard_tab(service: LeaderboardService, exports: ExportFolder) -> None:
+    guard = _guard(service)
+    oauth = use_oauth(service.settings.on_space, service.settings.oauth_configured)
     label = service.headline_label
     base_columns = views.BASE_COLUMNS(service.headline_key)
     default_columns = [c for c in base_columns if c not in ("Authors", "Training data", "ID")]
@@ -137,17 +181,24 @@ def _leaderboard_tab(service: LeaderboardService) -> None:
     def api_table() -> list[dict[str, Any]]:
         return service.records()
 
-    def export(kind: str, search: str, reps: list[str], baselines: bool, per_class: bool) -> str:
+    def export(kind: str, search: str, reps: list[str], baselines: bool, per_class: bool,
+               request: gr.Request | None) -> str:  # fmt: skip
         frame = service.table(search=search, representations=reps or None,
                               show_baselines=baselines, per_class=per_class)  # fmt: skip
-        return _export(frame, kind)
+        session = getattr(request, "session_hash", None)
+        return str(exports.write(frame, kind, session))
 
-    def export_csv(search: str, reps: list[str], baselines: bool, per_class: bool) -> str:
-        return export("csv", search, reps, baselines, per_class)
+    @guard
+    def export_csv(search: str, reps: list[str], baselines: bool, per_class: bool,
+                   request: gr.Request = None) -> str:  # type: ignore[assignment]  # fmt: skip
+        return export("csv", search, reps, baselines, per_class, request)
 
-    def export_json(search: str, reps: list[str], baselines: bool, per_class: bool) -> str:
-        return export("json", search, reps, baselines, per_class)
+    @guard
+    def export_json(search: str, reps: list[str], baselines: bool, per_class: bool,
+                    request: gr.Request = None) -> str:  # type: ignore[assignment]  # fmt: skip
+        return export("json", search, reps, baselines, per_class, request)
 
+    @guard
     def analysis(ids: list[int]) -> tuple[Any, Any, Any, pd.DataFrame]:
         entries = service.entries()
         chosen = ids or [e.id for e in entries]
@@ -161,19 +212,24 @@ def _leaderboard_tab(service: LeaderboardService) -> None:
             service.recognition_table(),
         )
 
-    def compare(a: int | None, b: int | None) -> tuple[pd.DataFrame, pd.DataFrame, list[Any]]:
+    @guard
+    def compare(a: int | None, b: int | None, token: str = "",
+                profile: gr.OAuthProfile | None = None,
+                request: gr.Request = None,  # type: ignore[assignment]
+                ) -> tuple[pd.DataFrame, pd.DataFrame, list[Any]]:  # fmt: skip
         if a is None or b is None:
             raise gr.Error("choose two entries")
-        try:
-            result = service.compare(int(a), int(b))
-            gallery = [
-                (service.view_image(item), f"{item}: {diff:+.3f}")
-                for item, diff in zip(
-                    result.items["Item"], result.items["Difference (A - B)"], strict=True
-                )
-            ]
-        except ServiceError as exc:
-            raise _error(exc) from None
+        actor = None  # item-level differences are for maintainers only
+        if token or (oauth and profile is not None):
+            client = _client(request, service.settings.on_space)
+            actor = service.authorize(token=token or None, profile=profile, client=client)
+        result = service.compare(int(a), int(b), actor=actor)
+        gallery = [
+            (service.view_image(item), f"{item}: {diff:+.3f}")
+            for item, diff in zip(
+                result.items["Item"], result.items["Difference (A - B)"], strict=True
+            )
+        ]
         return result.per_class, result.items, gallery
 
     def choices() -> tuple[Any, Any, Any]:
@@ -240,11 +296,17 @@ def _leaderboard_tab(service: LeaderboardService) -> None:
             with gr.Row():
                 entry_a = gr.Dropdown([], label="Entry A")
                 entry_b = gr.Dropdown([], label="Entry B")
+            compare_token = gr.Textbox(
+                label="Maintainer token (optional: the items where they disagree most; "
+                "per-item scores are not public)", type="password",
+            )  # fmt: skip
             compare_btn = gr.Button("Compare")
             diff_table = gr.Dataframe(label="Per-class difference", interactive=False)
-            items_table = gr.Dataframe(label="Items where they disagree most", interactive=False)
+            items_table = gr.Dataframe(label="Items where they disagree most (maintainers)",
+                                       interactive=False)  # fmt: skip
             gallery = gr.Gallery(label="Input views of those items", columns=4, height="auto")
-            compare_btn.click(compare, [entry_a, entry_b], [diff_table, items_table, gallery],
+            compare_btn.click(compare, [entry_a, entry_b, compare_token],
+                              [diff_table, items_table, gallery],
                               api_visibility="private")  # fmt: skip
         refresh.click(choices, None, [pick, entry_a, entry_b], api_visibility="private")
 
@@ -255,6 +317,13 @@ def _leaderboard_tab(service: LeaderboardService) -> None:
     _on_load(initial_table, [board])
     _on_load(service.describe, [about])
     _on_load(choices, [pick, entry_a, entry_b])
+
+    def drop_exports(request: gr.Request) -> None:
+        exports.drop(getattr(request, "session_hash", None))
+
+    blocks = gr.context.Context.root_block
+    if blocks is not None:
+        blocks.unload(drop_exports)
 
 
 def _on_load(fn: Any, outputs: list[Any]) -> None:
@@ -267,6 +336,7 @@ def _on_load(fn: Any, outputs: list[Any]) -> None:
 def _submit_tab(service: LeaderboardService) -> None:
     settings = service.settings
     on_space = use_oauth(settings.on_space, settings.oauth_configured)
+    guard = _guard(service)
 
     def who(name: str, profile: gr.OAuthProfile | None) -> str:
         if on_space:
@@ -275,8 +345,10 @@ def _submit_tab(service: LeaderboardService) -> None:
             return profile.username
         return (name or "").strip()
 
-    def submit(archive: str | None, metadata_json: str, name: str,
-               profile: gr.OAuthProfile | None = None) -> int:  # fmt: skip
+    @guard
+    def submit(archive: str | None, metadata_json: str, name: str, key: str | None = None,
+               profile: gr.OAuthProfile | None = None,
+               request: gr.Request = None) -> str:  # type: ignore[assignment]  # fmt: skip
         if not archive:
             raise gr.Error("upload an archive first")
         try:
@@ -286,13 +358,18 @@ def _submit_tab(service: LeaderboardService) -> None:
         if not isinstance(metadata, dict):
             raise gr.Error("metadata must be a JSON object")
         try:
-            return service.submit(archive, metadata, who(name, profile))
-        except ServiceError as exc:
-            raise _error(exc) from None
+            client = _client(request, settings.on_space)
+            sid = service.submit(archive, metadata, who(name, profile), key=key, client=client)
+            return service.public_id(sid)
+        finally:
+            discard_upload(archive, settings.uploads_dir)  # stored or refused: not needed
 
+    @guard
     def submit_form(archive: str | None, method: str, authors: str, paper: str, code: str,
                     representation: str, frame: str, training: str, contact: str, name: str,
-                    profile: gr.OAuthProfile | None = None) -> tuple[str, pd.DataFrame]:  # fmt: skip
+                    key: str = "", profile: gr.OAuthProfile | None = None,
+                    request: gr.Request = None,  # type: ignore[assignment]
+                    ) -> tuple[str, pd.DataFrame]:  # fmt: skip
         metadata = {
             "method": method, "authors": authors, "paper_url": paper, "code_url": code,
             "representation": representation, "frame": frame, "training_data": training,
@@ -302,27 +379,30 @@ def _submit_tab(service: LeaderboardService) -> None:
         if not archive:
             raise gr.Error("upload an archive first")
         try:
-            sid = service.submit(archive, metadata, submitter)
-            message = f"Submission {sid} accepted and queued for scoring."
+            client = _client(request, settings.on_space)
+            sid = service.submit(archive, metadata, submitter, key=key, client=client)
+            message = (
+                f"Submission {service.public_id(sid)} accepted and queued for scoring "
+                "(keep this id: `/submission_status` answers with it)."
+            )
         except SubmissionRejected as exc:
             details = "\n".join(f"- {d}" for d in exc.details[:30])
-            message = f"**{exc.reason}**\n\n{details}"
-        except ServiceError as exc:
-            raise _error(exc) from None
-        return message, service.submissions_of(submitter)
+            message = service.public_message(f"**{exc.reason}**\n\n{details}")
+        finally:
+            discard_upload(archive, settings.uploads_dir)  # stored or refused: not needed
+        return message, service.submissions_of(submitter, key)
 
-    def status(submission_id: float) -> dict[str, Any]:
-        try:
-            return service.status(int(submission_id))
-        except (ServiceError, ValueError, TypeError) as exc:
-            raise _error(exc) from None
+    @guard
+    def status(submission_id: str) -> dict[str, Any]:
+        return service.status(str(submission_id or "").strip())
 
-    def mine(name: str, profile: gr.OAuthProfile | None = None) -> pd.DataFrame:
+    @guard
+    def mine(name: str, key: str = "", profile: gr.OAuthProfile | None = None) -> pd.DataFrame:
         try:
             submitter = who(name, profile)
         except gr.Error:
             return service.submissions_of("")
-        return service.submissions_of(submitter)
+        return service.submissions_of(submitter, key)
 
     with gr.Tab("Submit"):
         gr.Markdown(_SUBMIT_HELP.format(per_day=settings.max_per_day,
@@ -333,8 +413,11 @@ def _submit_tab(service: LeaderboardService) -> None:
         else:
             name = gr.Textbox(
                 label="Submitter name",
-                info="Not authenticated off a Hugging Face Space: anyone can type any name.",
-            )
+                info="Checked with your key." if settings.keys_required else
+                "Not authenticated off a Hugging Face Space: anyone can type any name.",
+            )  # fmt: skip
+        key = gr.Textbox(label="Submitter key (from a maintainer)", type="password",
+                         visible=settings.keys_required)  # fmt: skip
         archive = gr.File(label="Submission archive", file_types=_ARCHIVE_TYPES, type="filepath")
         with gr.Row():
             method = gr.Textbox(label="Method name")
@@ -359,21 +442,23 @@ def _submit_tab(service: LeaderboardService) -> None:
         timer = gr.Timer(5.0)
         go.click(
             submit_form,
-            [archive, method, authors, paper, code, representation, frame, training, contact, name],
+            [archive, method, authors, paper, code, representation, frame, training, contact, name,
+             key],
             [result, my_table],
             api_visibility="private",
-        )
-        refresh.click(mine, name, my_table, api_visibility="private", concurrency_limit=None)
-        timer.tick(mine, name, my_table, api_visibility="private", show_progress="hidden",
+        )  # fmt: skip
+        refresh.click(mine, [name, key], my_table, api_visibility="private",
+                      concurrency_limit=None)  # fmt: skip
+        timer.tick(mine, [name, key], my_table, api_visibility="private", show_progress="hidden",
                    concurrency_limit=None)  # fmt: skip
 
         # Programmatic endpoints (gradio_client).
         api_meta = gr.Textbox(visible=False)
-        api_id = gr.Number(visible=False, precision=0)
+        api_id = gr.Textbox(visible=False)
         api_status = gr.JSON(visible=False)
         api_submit = gr.Button(visible=False)
         api_poll = gr.Button(visible=False)
-        api_submit.click(submit, [archive, api_meta, name], api_id, api_name="submit")
+        api_submit.click(submit, [archive, api_meta, name, key], api_id, api_name="submit")
         api_poll.click(status, api_id, api_status, api_name="submission_status",
                        concurrency_limit=None)  # fmt: skip
 
@@ -381,30 +466,30 @@ def _submit_tab(service: LeaderboardService) -> None:
 def _maintainers_tab(service: LeaderboardService) -> None:
     settings = service.settings
     oauth = use_oauth(settings.on_space, settings.oauth_configured)
+    guard = _guard(service)
 
-    def actor_of(token: str, profile: gr.OAuthProfile | None) -> str:
-        try:
-            return service.authorize(token=token or None, profile=profile)
-        except AuthError as exc:
-            raise gr.Error(str(exc)) from None
+    def actor_of(token: str, profile: gr.OAuthProfile | None, request: gr.Request | None) -> str:
+        client = _client(request, settings.on_space)
+        return service.authorize(token=token or None, profile=profile, client=client)
 
-    def apply(token: str, ids: str, action: str,
-              profile: gr.OAuthProfile | None = None) -> tuple[str, pd.DataFrame]:  # fmt: skip
-        actor = actor_of(token, profile)
+    @guard
+    def apply(token: str, ids: str, action: str, profile: gr.OAuthProfile | None = None,
+              request: gr.Request = None,  # type: ignore[assignment]
+              ) -> tuple[str, pd.DataFrame]:  # fmt: skip
+        actor = actor_of(token, profile, request)
         try:
             numbers = [int(x) for x in ids.replace(",", " ").split()]
         except ValueError:
             raise gr.Error("submission ids: numbers separated by commas or spaces") from None
         if not numbers:
             raise gr.Error("enter at least one submission id")
-        try:
-            lines = service.admin_action(action, numbers, actor)
-        except ServiceError as exc:
-            raise _error(exc) from None
+        lines = service.admin_action(action, numbers, actor)
         return "\n".join(f"- {line}" for line in lines), service.admin_table(actor)
 
-    def show_all(token: str, profile: gr.OAuthProfile | None = None) -> pd.DataFrame:
-        return service.admin_table(actor_of(token, profile))
+    @guard
+    def show_all(token: str, profile: gr.OAuthProfile | None = None,
+                 request: gr.Request = None) -> pd.DataFrame:  # type: ignore[assignment]  # fmt: skip
+        return service.admin_table(actor_of(token, profile, request))
 
     with gr.Tab("Maintainers"):
         gr.Markdown(

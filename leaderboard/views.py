@@ -23,6 +23,7 @@ __all__ = [
     "frame_records",
     "submissions_frame",
     "filter_frame",
+    "csv_safe",
     "BASE_COLUMNS",
     "UP",
     "DOWN",
@@ -116,7 +117,7 @@ def leaderboard_frame(
                 else ""
             ),
             f"IoU {UP}": _round(e.iou, 4),
-            f"Chamfer-L1 {DOWN}": _round(e.chamfer_l1, 5),
+            f"Chamfer-L1 {DOWN}": _round(e.chamfer_l1, 4),
             f"Coverage {UP}": _round(e.coverage, 3),
         }
         for name in baselines_compared:
@@ -195,6 +196,23 @@ def frame_records(frame: pd.DataFrame) -> list[dict[str, object]]:
     return json.loads(frame.to_json(orient="records", force_ascii=False))
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` for CSV export whose text cells cannot run as spreadsheet formulas:
+    a text starting with = + - @, a tab or a carriage return gets a leading apostrophe
+    (shown by spreadsheets, never evaluated). Numeric columns are left as numbers."""
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_numeric_dtype(out[column]) or pd.api.types.is_bool_dtype(out[column]):
+            continue
+        out[column] = out[column].map(
+            lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
+        )
+    return out
+
+
 def per_class_frame(means: dict[str, dict[str, float | None]]) -> pd.DataFrame:
     """Classes as rows ("Class" column), entries as columns: means[entry name][class]."""
     frame = pd.DataFrame(means)
@@ -202,13 +220,10 @@ def per_class_frame(means: dict[str, dict[str, float | None]]) -> pd.DataFrame:
     return frame.sort_index().reset_index()
 
 
-def submissions_frame(rows: Sequence[dict[str, object]]) -> pd.DataFrame:
-    """A submitter's (or a maintainer's) list of submissions, newest first."""
+def submissions_frame(rows: Sequence[dict[str, object]], admin: bool = False) -> pd.DataFrame:
+    """A submitter's (or, with `admin`, a maintainer's) list of submissions, in the order
+    given (newest first); a maintainer's has the public id beside the internal one."""
     columns = ["ID", "Method", "Status", "Progress", "Reason", "Submitted", "Flags"]
-    if not rows:
-        return pd.DataFrame(columns=columns)
-    return (
-        pd.DataFrame(rows, columns=columns)
-        .sort_values("ID", ascending=False)
-        .reset_index(drop=True)
-    )
+    if admin:
+        columns.insert(1, "Public ID")
+    return pd.DataFrame(list(rows), columns=columns).reset_index(drop=True)

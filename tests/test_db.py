@@ -46,34 +46,58 @@ def _submission(**kw: object) -> Submission:
 def test_migrations_create_the_schema_matching_the_models(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'x' / 'svr.db'}")
     upgrade(engine)
-    assert current_revision(engine) == "0002"
-    assert {"submissions", "class_results", "item_scores", "admin_actions"} <= set(
-        inspect(engine).get_table_names()
-    )
+    assert current_revision(engine) == "0003"
+    assert {
+        "submissions",
+        "class_results",
+        "item_scores",
+        "admin_actions",
+        "submitter_keys",
+    } <= set(inspect(engine).get_table_names())
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
     upgrade(engine)  # idempotent at head
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
+
+
+def _insert_old_submission(engine, method: str, submitter: str) -> int:
+    """A submissions row as revision 0001/0002 wrote it (no columns of later revisions)."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            text(
+                "INSERT INTO submissions (method, authors, paper_url, code_url, representation, "
+                "frame, training_data, description, contact, submitter, status, reason, details, "
+                "created_at, updated_at, archive_sha256, archive_size, archive_ext, protocol_id, "
+                "benchmark_id, hidden, verified, baseline, deleted, attempts, progress_done, "
+                "progress_total, coverage, overall, manifest) VALUES (:m, '', '', '', 'voxels', "
+                "'object', '', '', '', :s, 'done', '', '[]', '2026-11-23 10:00:00', "
+                "'2026-11-23 10:00:00', :sha, 1, '.zip', 'p', 'b', 0, 0, 0, 0, 1, 0, 0, '{}', "
+                "'{\"mean_of_class_means\": {\"iou\": 0.5}}', '{}')"
+            ),
+            {"m": method, "s": submitter, "sha": "a" * 64},
+        )
+        sid = result.lastrowid
+        conn.execute(
+            text(
+                "INSERT INTO class_results (submission_id, class_name, metric, mean, median) "
+                "VALUES (:i, 'chair', 'iou', 0.5, 0.4)"
+            ),
+            {"i": sid},
+        )
+    return sid
 
 
 def test_upgrade_from_the_first_revision_keeps_rows(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'svr.db'}")
     upgrade(engine, "0001")
     assert "admin_actions" not in inspect(engine).get_table_names()
-    factory = make_session_factory(engine)
-    with factory() as session:
-        row = _submission(method="kept", overall={"mean_of_class_means": {"iou": 0.5}})
-        session.add(row)
-        session.flush()
-        session.add(ClassResult(submission_id=row.id, class_name="chair", metric="iou", mean=0.5,
-                                median=0.4))  # fmt: skip
-        session.commit()
-        sid = row.id
+    sid = _insert_old_submission(engine, "kept", "alice")
     upgrade(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
+    factory = make_session_factory(engine)
     with factory() as session:
         row = session.get(Submission, sid)
         assert row is not None and row.method == "kept"
@@ -82,6 +106,47 @@ def test_upgrade_from_the_first_revision_keeps_rows(tmp_path: Path) -> None:
         session.add(AdminAction(submission_id=sid, action="hide", actor="token"))
         session.commit()
         assert session.scalars(select(AdminAction.action)).one() == "hide"
+
+
+def test_upgrade_from_0002_backfills_identities_and_downgrade_keeps_results(tmp_path: Path) -> None:
+    from leaderboard.identity import name_key, quota_key
+    from leaderboard.keys import add_key, check_key
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'svr.db'}")
+    upgrade(engine, "0002")
+    assert "submitter_keys" not in inspect(engine).get_table_names()
+    ids = [_insert_old_submission(engine, f"m{k}", name) for k, name in
+           enumerate(["alice", "ALICE+2", "bob"])]  # fmt: skip
+    upgrade(engine)
+    assert current_revision(engine) == "0003"
+    factory = make_session_factory(engine)
+    with factory() as session:
+        rows = [session.get(Submission, i) for i in ids]
+        publics = [r.public_id for r in rows]
+        assert all(p and p.startswith("s") and len(p) == 17 for p in publics)
+        assert len(set(publics)) == 3  # fresh, distinct, not the row ids
+        assert [r.submitter_key for r in rows] == [name_key(r.submitter) for r in rows]
+        assert [r.quota_key for r in rows] == ["aiice", "aiice", "bob"]
+        assert rows[0].quota_key == quota_key("alice") and rows[0].content_sha256 is None
+        session.add(_submission(method="new"))  # a new row gets a public id by default
+        session.commit()
+        assert session.scalars(select(Submission.public_id).where(Submission.method == "new")).one()
+    key = add_key(factory, "carol")
+    assert check_key(factory, "CAROL", key) and not check_key(factory, "carol", key + "x")
+    from alembic import command
+
+    from leaderboard.db import alembic_config
+
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+    assert current_revision(engine) == "0002"
+    assert "submitter_keys" not in inspect(engine).get_table_names()
+    with engine.connect() as conn:  # the results are still there (no cascade on the way down)
+        assert conn.execute(text("SELECT COUNT(*) FROM class_results")).scalar() == 3
+        columns = {c["name"] for c in inspect(engine).get_columns("submissions")}
+    assert "public_id" not in columns and "method" in columns
 
 
 def test_timestamps_are_utc_aware_and_cascade_delete(tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ def _assert_not_served(base: str, paths: list[Path]) -> None:
             assert _get(url) in (403, 404), f"{path} was served at {url}"
 
 
-def _poll(client, sid: int, timeout: float = 60.0) -> dict:
+def _poll(client, sid: str, timeout: float = 60.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = client.predict(sid, api_name="/submission_status")
@@ -133,10 +133,13 @@ def test_handlers_of_the_tabs(tmp_path: Path) -> None:
         for p in exports:
             assert not Path(p).resolve().is_relative_to(service.settings.home)
         assert "Net" in Path(exports[0]).read_text()
+        assert exports[0].rsplit("/", 1)[0] == exports[1].rsplit("/", 1)[0]  # one folder each
         class_table, bars, ecdf, recognition = fns["analysis"][0]([])
         assert class_table.columns.tolist() == ["Class", "Clustering", "Retrieval", "Net"]
         assert len(recognition) == 4  # each baseline against the other, Net against both
         per_class, items, gallery = fns["compare"][0](3, 1)
+        assert len(per_class) == 3 and items.empty and gallery == []  # per-item: maintainers
+        per_class, items, gallery = fns["compare"][0](3, 1, "s3cret")
         assert len(items) == 8 and len(gallery) == 8
         assert isinstance(gallery[0][0], np.ndarray)  # an image, never a path
         with pytest.raises(gr.Error, match="refused"):
@@ -174,8 +177,10 @@ def test_api_submit_poll_and_table_with_a_launched_server(launched) -> None:
     client = Client(base, verbose=False)
     archive = write_fake_archive(tmp / "net.zip", "Net", scores_for(ids, 0.7))
     meta = json.dumps({"method": "API net", "paper_url": "https://example.org/paper"})
-    sid = int(client.predict(handle_file(str(archive)), meta, "alice", api_name="/submit"))
+    sid = client.predict(handle_file(str(archive)), meta, "alice", api_name="/submit")
+    assert isinstance(sid, str) and sid.startswith("s") and len(sid) == 17  # opaque
     status = _poll(client, sid)
+    assert status["id"] == sid
     assert status["status"] == "done"
     assert status["overall"]["mean_of_class_means"]["fscore@0.01"] == pytest.approx(0.7)
     assert status["per_class"]["table"]["fscore@0.01"]["mean"] == pytest.approx(0.7)
@@ -192,7 +197,9 @@ def test_api_submit_poll_and_table_with_a_launched_server(launched) -> None:
     with pytest.raises(Exception, match="unknown metadata"):
         client.predict(handle_file(str(archive)), json.dumps({"x": 1}), "bob", api_name="/submit")
     with pytest.raises(Exception, match="no submission"):
-        client.predict(4242, api_name="/submission_status")
+        client.predict("4242", api_name="/submission_status")
+    with pytest.raises(Exception, match="no submission"):  # internal ids are not public ids
+        client.predict("1", api_name="/submission_status")
 
     # Nothing under SVR_HOME can be downloaded.
     stored = service.store.all()
@@ -223,8 +230,8 @@ def test_end_to_end_with_real_scoring_on_the_tiny_benchmark(
     base = f"http://127.0.0.1:{port}/"
     try:
         client = Client(base, verbose=False)
-        sid = int(client.predict(handle_file(str(archive)), json.dumps({"method": "Sphere"}),
-                                 "alice", api_name="/submit"))  # fmt: skip
+        sid = client.predict(handle_file(str(archive)), json.dumps({"method": "Sphere"}),
+                             "alice", api_name="/submit")  # fmt: skip
         status = _poll(client, sid, timeout=120)
         assert status["status"] == "done", status
         n = len(benchmark.items("test"))

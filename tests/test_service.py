@@ -116,13 +116,16 @@ def test_form_representation_must_agree_with_the_manifest(tmp_path: Path, svc) -
 def test_duplicate_archive_is_refused_naming_the_earlier_submission(tmp_path: Path, svc) -> None:
     archive = _scored_archive(tmp_path, svc, "Net", 0.5)
     first = svc.submit(archive, {}, "alice")
-    with pytest.raises(ServiceError, match=f"submission {first}"):
+    public = svc.public_id(first)
+    with pytest.raises(ServiceError, match=f"submission {public}"):
         svc.submit(archive, {"method": "renamed"}, "alice")
-    other = svc.submit(archive, {}, "bob")  # someone else may submit the same bytes
-    assert other != first
+    # The same predictions by someone else are a duplicate too, named without its public id.
+    with pytest.raises(ServiceError, match=f"already submitted \\(submission #{first},") as info:
+        svc.submit(archive, {}, "bob")
+    assert public not in str(info.value)
     assert len(svc.store.all()) == 1  # stored once
     svc.admin_action("delete", [first], "token")
-    with pytest.raises(ServiceError, match=f"submission {first}.*deleted"):
+    with pytest.raises(ServiceError, match=f"submission {public}.*deleted"):
         svc.submit(archive, {}, "alice")
 
 
@@ -145,7 +148,8 @@ def test_per_day_limit_ignores_failures_and_survives_deletion(tmp_path: Path) ->
             svc.submit(c, {}, "alice")  # deleting does not reset the limit
         assert svc.submit(c, {}, "bob") > 0  # per submitter
         _age_all(svc, days=2)  # a day later the quota is back
-        assert svc.submit(c, {}, "alice") > 0
+        d = write_fake_archive(tmp_path / "d.zip", "D", scores_for(ids, 0.4))
+        assert svc.submit(d, {}, "alice") > 0
     finally:
         svc.close()
 
@@ -292,6 +296,8 @@ def test_recognition_verdicts_against_the_baselines(tmp_path: Path, svc) -> None
     assert row["Paired items"] == len(svc.test_ids)
     comparison = svc.compare(better, clus)
     assert comparison.per_class["Difference (A - B)"].min() > 0.3
+    assert comparison.items.empty and not comparison.items_shown  # per-item: maintainers only
+    comparison = svc.compare(better, clus, actor="token")
     assert len(comparison.items) == 8
     diffs = comparison.items["Difference (A - B)"].abs().tolist()
     assert diffs == sorted(diffs, reverse=True)
@@ -361,20 +367,38 @@ def test_seed_baselines_submits_through_the_normal_path_once(tmp_path: Path, svc
     assert calls == ["atlas"]
 
 
-def test_missing_items_are_reported_and_score_worst(tmp_path: Path, svc) -> None:
+def test_partial_submissions_fail_validation_saying_how_many_items_are_missing(
+    tmp_path: Path, svc
+) -> None:
     half = {i: 0.8 for i in svc.test_ids[::2]}
-    sid = svc.submit(write_fake_archive(tmp_path / "half.zip", "Half", half), {}, "alice")
+    archive = write_fake_archive(tmp_path / "half.zip", "Half", half)
+    with pytest.raises(SubmissionRejected) as info:
+        svc.submit(archive, {}, "alice")
     n = len(svc.test_ids)
-    assert (
-        svc.status(sid)["reason"]
-        == f"{n - len(half)} of {n} test items missing (they score the worst values)"
-    )
+    assert f"{n - len(half)} of {n} test items are missing" in info.value.reason
+    assert svc.test_ids[1] in info.value.reason  # names the first missing ones
+    status = svc.status(info.value.public_id)
+    assert status["status"] == Status.FAILED and "missing" in status["reason"]
+    assert "overall" not in status and "per_class" not in status
+    assert svc.make_worker().run_once() is None  # never scored
+    assert svc.store.all() == []  # the refused archive was deleted at once
+
+
+def test_entries_scored_with_missing_items_are_not_ranked(tmp_path: Path, svc) -> None:
+    """Entries scored before partial archives were refused (missing items scored the
+    worst values) are neither ranked nor shown with per-class figures."""
+    full = svc.submit(_scored_archive(tmp_path, svc, "Full", 0.5), {}, "alice")
+    old = svc.submit(_scored_archive(tmp_path, svc, "Old", 0.9), {}, "bob")
     _score_all(svc)
-    status = svc.status(sid)
-    assert status["status"] == Status.DONE
-    assert status["coverage"]["fraction"] == pytest.approx(len(half) / n)
-    assert status["reason"].startswith(f"{n - len(half)} missing and 0 empty of {n} test items")
-    assert status["overall"]["mean_over_items"]["fscore@0.01"] == pytest.approx(0.8 * len(half) / n)
+    with svc.factory() as session:  # as the worker stored a partial entry before
+        row = session.get(Submission, old)
+        row.coverage = {**row.coverage, "n_missing": 3}
+        session.commit()
+    svc._changed()
+    assert svc.table()["ID"].tolist() == [full]
+    assert list(svc.per_class_table().columns) == ["Class", "Full"]
+    assert "per_class" not in svc.status(svc.public_id(old))
+    assert "per_class" in svc.status(old, actor="token")  # maintainers still see them
 
 
 def test_reads_reuse_the_visibility_check_briefly_but_see_own_changes_at_once(
