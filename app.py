@@ -29,7 +29,6 @@ TITLE = "What do single-view 3D reconstruction networks learn?"
 def _leaderboard_service(settings: Settings) -> tuple[Any | None, str]:
     """(LeaderboardService or None, reason it is unavailable)."""
     try:
-        from leaderboard.scratch import clean_scratch
         from leaderboard.service import LeaderboardService
         from leaderboard.settings import LeaderboardSettings
     except ImportError as exc:
@@ -40,8 +39,7 @@ def _leaderboard_service(settings: Settings) -> tuple[Any | None, str]:
             default_url = f"sqlite:///{lb.home / 'svr.db'}"
             url = "" if lb.database_url == default_url else lb.database_url
             lb = lb.with_(home=settings.home, database_url=url)
-        service = LeaderboardService(lb, settings.benchmark_dir)
-        clean_scratch(lb.scratch_dir, unowned_after_s=3600.0)  # left by a killed process
+        service = LeaderboardService(lb, settings.benchmark_dir)  # cleans stale scratch
     except Exception as exc:  # noqa: BLE001 - shown in the UI; the demo still works
         logger.exception("leaderboard unavailable")
         return None, f"the leaderboard could not start: {type(exc).__name__}: {exc}"

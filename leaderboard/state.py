@@ -20,6 +20,7 @@ from sqlalchemy import update
 from leaderboard import views
 from leaderboard.db import Submission, make_engine, make_session_factory, upgrade, utcnow
 from leaderboard.errors import ServiceError, public_message
+from leaderboard.scratch import clean_scratch
 from leaderboard.settings import LeaderboardSettings
 from leaderboard.storage import ArchiveStore
 from leaderboard.worker import redact
@@ -47,6 +48,7 @@ class ServiceState:
         from leaderboard.backup import restore_at_start
 
         restore_at_start(settings)
+        clean_scratch(settings.scratch_dir, unowned_after_s=3600.0)  # left by killed processes
         self.engine = make_engine(settings.database_url)
         upgrade(self.engine)
         self.factory = make_session_factory(self.engine)

@@ -182,7 +182,8 @@ class SubmissionsMixin(AdmissionMixin):
         self.settings.scratch_dir.mkdir(parents=True, exist_ok=True)
         try:
             try:
-                parsed = open_fn(stored.path, benchmark, scratch=self.settings.scratch_dir)
+                parsed = open_fn(stored.path, benchmark, scratch=self.settings.scratch_dir,
+                                 scratch_budget=self.settings.scratch_budget_bytes)  # fmt: skip
             except SubmissionError as exc:
                 if not exc.reason.startswith("the submission has no") or not (
                     meta["method"] and meta["representation"] and meta["frame"]
@@ -195,8 +196,9 @@ class SubmissionsMixin(AdmissionMixin):
                     description=meta["description"],
                 )  # fmt: skip
                 parsed = open_fn(
-                    stored.path, benchmark, scratch=self.settings.scratch_dir, manifest=form
-                )
+                    stored.path, benchmark, scratch=self.settings.scratch_dir, manifest=form,
+                    scratch_budget=self.settings.scratch_budget_bytes,
+                )  # fmt: skip
             with parsed:
                 manifest = parsed.manifest
                 for field in ("representation", "frame"):

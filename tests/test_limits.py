@@ -410,9 +410,16 @@ def test_inline_images_bodies_and_the_upload_folder_are_bounded(
     stale.write_bytes(b"old")
     os.utime(stale, (time.time() - 7200,) * 2)
     proc, base = start_app(home, tiny_benchmark, tmp_path / "app.log", SVR_MAX_UPLOAD_MB="3",
-                           SVR_UPLOADS_MB="8", SVR_MAX_BODY_MB="2")  # fmt: skip
+                           SVR_UPLOADS_MB="8", SVR_MAX_BODY_MB="2", SVR_SCRATCH_MB="16")  # fmt: skip
     try:
         assert not stale.exists(), "a stale upload survived the start"
+        from gradio_client import Client
+
+        client = Client(base, verbose=False, httpx_kwargs={"timeout": 120})
+        bomb = tgz_scratch_bomb(tmp_path, unpacked=24 << 20)
+        outcome, _ = _submit(client, bomb.path, "mallory")
+        assert "cannot be unpacked" in outcome and "more than 16 MB" in outcome, outcome
+        assert not _files(home / "scratch")
         buf = io.BytesIO()
         Image.new("RGB", (64, 64), (200, 200, 200)).save(buf, "PNG")
         honest = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
