@@ -122,6 +122,15 @@ def iter_lines(
         )
 
 
+def _first_token(buf: np.ndarray, window: int = _WINDOW) -> int:
+    """Offset of the first byte that is not a separator (-1 if none), a window at a time."""
+    for pos in range(0, buf.size, window):
+        text = ~_SEP[buf[pos : pos + window]]
+        if text.any():
+            return pos + int(text.argmax())
+    return -1
+
+
 def _byte_at(buf: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """buf[positions], with 0x20 (a separator) past the end."""
     inside = positions < buf.size
@@ -179,14 +188,12 @@ def check_obj(data: bytes, limits: ItemLimits) -> ObjCounts:
             "write each face and vertex on one line"
         )
     buf = np.frombuffer(data, dtype=np.uint8)
-    text_start = np.flatnonzero(~_SEP[buf[:4096]])
-    if text_start.size == 0 and buf.size > 4096:
-        text_start = np.flatnonzero(~_SEP[buf])
-    if text_start.size == 0:
+    text_start = _first_token(buf)
+    if text_start < 0:
         return ObjCounts()
     counts = ObjCounts(groups=data.count(b"usemtl"))
     f, v, o, g, s = (ord(c) for c in "fvogs")
-    for starts, _, tokens, _ in iter_lines(data, int(text_start[0])):
+    for starts, _, tokens, _ in iter_lines(data, text_start):
         first, second = _byte_at(buf, starts), _byte_at(buf, starts + 1)
         ends_keyword = _SEP[second]
         faces = (first == f) & ends_keyword
