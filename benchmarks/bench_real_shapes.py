@@ -286,11 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     print(format_real_table(rows))
     print(
         f"\nF@1%: prediction and shape normalised (bbox centred, longest side 1), 10,000 samples "
-        f"each, svr.metrics.fscore at 0.01. aligned: as predicted (the shapes are in our object "
-        f"frame); best of grid: best of {len(rotations)} rotations ({args.azimuths} azimuths x "
-        f"tilts {', '.join(f'{t:g}' for t in args.tilts)} degrees), the same grid for every row; "
-        f"best = identity: share of views whose best rotation is none. Class: majority class of "
-        f"the cluster's validation images."
+        f"each, F-score as svr.metrics.fscore at 0.01. aligned: as predicted (the shapes are in "
+        f"our object frame); best of grid: best of {len(rotations)} rotations ({args.azimuths} "
+        f"azimuths x tilts {', '.join(f'{t:g}' for t in args.tilts)} degrees), the same grid "
+        f"for every row; best = identity: share of views whose best rotation is none. Class: "
+        f"majority class of the cluster's validation images."
     )
     print("\nF@1% aligned per class\n")
     print(format_per_class(rows, "aligned"))

@@ -153,11 +153,12 @@ def test_rotation_grid_is_proper_distinct_and_holds_the_identity() -> None:
 
 def _l_shape() -> trimesh.Trimesh:
     """An asymmetric shape: a long bar, a post at one end and a fin, normalised."""
+    move = trimesh.transformations.translation_matrix
     parts = [
         trimesh.creation.box((1.0, 0.12, 0.2)),
-        trimesh.creation.box((0.12, 0.5, 0.2), trimesh.transformations.translation_matrix((0.44, 0.3, 0))),
-        trimesh.creation.box((0.3, 0.05, 0.35), trimesh.transformations.translation_matrix((-0.3, 0.08, 0.2))),
-    ]  # fmt: skip
+        trimesh.creation.box((0.12, 0.5, 0.2), move((0.44, 0.3, 0))),
+        trimesh.creation.box((0.3, 0.05, 0.35), move((-0.3, 0.08, 0.2))),
+    ]
     mesh = trimesh.util.concatenate(parts)
     lo, hi = mesh.bounds
     mesh.apply_translation(-(lo + hi) / 2)
