@@ -57,6 +57,7 @@ class ServiceState:
         self._open_fn = open_fn
         self._protocol = protocol
         self._benchmark: Any = None
+        self._benchmark_stamp: int | None = None  # mtime of the benchmark.json read
         self._submit_lock = threading.RLock()
         self._worker_thread: threading.Thread | None = None
         self._worker_stop = threading.Event()
@@ -85,12 +86,21 @@ class ServiceState:
     def benchmark(self) -> Any:
         if self.benchmark_dir is None:
             raise ServiceError("no benchmark is configured on this server; submissions are off")
-        if self._benchmark is None:
+        meta = self.benchmark_dir / "benchmark.json"
+        try:
+            stamp = meta.stat().st_mtime_ns
+        except OSError:
+            raise ServiceError(
+                "the benchmark is not ready yet; try again in a few minutes"
+            ) from None
+        if self._benchmark is None or self._benchmark_stamp != stamp:
+            # first use, or the benchmark was rebuilt (e.g. a rotated test secret): reread it
             from svr.data.layout import Benchmark
 
-            if not (self.benchmark_dir / "benchmark.json").is_file():
-                raise ServiceError("the benchmark is not ready yet; try again in a few minutes")
             self._benchmark = Benchmark(self.benchmark_dir)
+            self._benchmark_stamp = stamp
+            for key in ("test_ids", "analysis", "visible_key"):  # derived from the old one
+                self._cache.pop(key, None)
         return self._benchmark
 
     def _open(self) -> Callable[..., Any]:

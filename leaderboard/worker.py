@@ -124,6 +124,7 @@ class Worker:
         self.store = ArchiveStore(settings.archives_dir)
         self._protocol = protocol
         self._benchmark: Any = None
+        self._benchmark_stamp: int | None = None
         self._stop: threading.Event | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -138,10 +139,12 @@ class Worker:
 
     @property
     def benchmark(self) -> Any:
-        if self._benchmark is None:
+        stamp = (Path(self.benchmark_dir) / "benchmark.json").stat().st_mtime_ns
+        if self._benchmark is None or self._benchmark_stamp != stamp:  # rebuilt: reread
             from svr.data.layout import Benchmark
 
             self._benchmark = Benchmark(self.benchmark_dir)
+            self._benchmark_stamp = stamp
         return self._benchmark
 
     def _owned(self, submission_id: int) -> Any:

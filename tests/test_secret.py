@@ -152,3 +152,30 @@ def test_first_start_builds_from_the_secret_and_rebuilds_after_rotation(
     assert new.test_fingerprint == rotated.test_secret.fingerprint
     assert new.identifier != meta.identifier
     assert benchmark_ready(rotated.benchmark_dir, rotated)
+
+
+def test_the_leaderboard_rereads_a_rebuilt_benchmark(tmp_path: Path) -> None:
+    import time
+
+    from leaderboard.service import LeaderboardService
+    from leaderboard.settings import LeaderboardSettings
+    from leaderboard.worker import Worker
+    from svr.data.layout import BenchmarkMeta, write_meta
+
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    write_meta(bench, BenchmarkMeta("b", "1", 0, "object", "procedural", test_checksum="a" * 64))
+    service = LeaderboardService(LeaderboardSettings(home=tmp_path / "home"), bench)
+    worker = service.make_worker()
+    try:
+        assert service.benchmark.meta.identifier == "b-1-" + "a" * 12
+        assert isinstance(worker, Worker) and worker.benchmark.meta.test_checksum[:1] == "a"
+        time.sleep(0.01)
+        rotated = BenchmarkMeta(
+            "b", "1", 0, "object", "procedural", test_checksum="c" * 64, test_split="secret"
+        )
+        write_meta(bench, rotated)
+        assert service.benchmark.meta.identifier == "b-1-" + "c" * 12
+        assert worker.benchmark.meta.test_split == "secret"
+    finally:
+        service.close()
