@@ -88,4 +88,6 @@ class AdminMixin(ServiceState):
             raise AuthError("maintainer access refused")
         with self.factory() as session:
             rows = session.scalars(select(Submission).order_by(Submission.id.desc())).all()
-        return views.submissions_frame([summary_row(r, admin=True) for r in rows], admin=True)
+        return views.submissions_frame(
+            [summary_row(r, admin=True, clean=self.public_message) for r in rows], admin=True
+        )

@@ -71,6 +71,6 @@ def public_message(text: str, folders: Iterable[tuple[str | os.PathLike | None, 
             except OSError:
                 pass
     for folder, label in sorted(set(pairs), key=lambda p: -len(p[0])):  # longest first
-        if len(folder) > 1:
-            text = text.replace(folder, label)
+        if len(folder) > 1:  # not inside a URL or a longer path: "https://x/tmp" stays
+            text = re.sub(r"(?<![\w:/.])" + re.escape(folder.rstrip("/\\")), label, text)
     return _SYSTEM_PATH.sub("<path>", text)

@@ -6,7 +6,7 @@ Built on `leaderboard.ranking` (the cached entries); nothing returned holds a se
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pandas as pd
@@ -50,8 +50,8 @@ class ReadsMixin(RankingMixin):
                 "id": row.public_id,
                 "method": row.method,
                 "status": row.status,
-                "reason": row.reason,
-                "details": list(row.details or []),
+                "reason": self.public_message(row.reason or ""),
+                "details": [self.public_message(d) for d in row.details or []],
                 "progress": {"done": row.progress_done, "total": row.progress_total},
                 "created_at": row.created_at.isoformat(),
                 "finished_at": row.finished_at.isoformat() if row.finished_at else None,
@@ -99,7 +99,7 @@ class ReadsMixin(RankingMixin):
                 .where(Submission.submitter_key == who.key, Submission.deleted.is_(False))
                 .order_by(Submission.id.desc())
             ).all()
-        return views.submissions_frame([summary_row(r) for r in rows])
+        return views.submissions_frame([summary_row(r, clean=self.public_message) for r in rows])
 
     def describe(self) -> str:
         """One line naming the benchmark and the protocol the table is scored with."""
@@ -217,9 +217,12 @@ def _significant(p: float | None) -> float | None:
     return float(f"{p:.4g}")
 
 
-def summary_row(row: Submission, admin: bool = False) -> dict[str, object]:
+def summary_row(
+    row: Submission, admin: bool = False, clean: Callable[[str], str] = str
+) -> dict[str, object]:
     """One row of `views.submissions_frame`: the public id; for maintainers (`admin`) the
-    internal id, the public id and the submitter's name."""
+    internal id, the public id and the submitter's name. `clean` is applied to the reason
+    (e.g. `public_message`)."""
     flags = [f for f in ("baseline", "verified", "hidden", "deleted") if getattr(row, f)]
     if row.status == Status.SCORING and row.progress_total:
         progress = f"{row.progress_done}/{row.progress_total}"
@@ -237,7 +240,7 @@ def summary_row(row: Submission, admin: bool = False) -> dict[str, object]:
         "Method": method,
         "Status": row.status,
         "Progress": progress,
-        "Reason": reason,
+        "Reason": clean(reason),
         "Submitted": row.created_at.strftime("%Y-%m-%d %H:%M"),
         "Flags": ", ".join(flags),
     }
