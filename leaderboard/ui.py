@@ -241,6 +241,7 @@ def _leaderboard_tab(service: LeaderboardService, exports: ExportFolder) -> None
         )
 
     with gr.Tab("Leaderboard"):
+        split = gr.Markdown(split_note(service))
         gr.Markdown(
             f"Entries are ranked in **tiers**: an entry whose 95% bootstrap interval (resampling "
             f"test shapes) of the headline {label} overlaps the leader's shares its tier. "
@@ -316,6 +317,7 @@ def _leaderboard_tab(service: LeaderboardService, exports: ExportFolder) -> None
 
     _on_load(initial_table, [board])
     _on_load(service.describe, [about])
+    _on_load(lambda: split_note(service), [split])
     _on_load(choices, [pick, entry_a, entry_b])
 
     def drop_exports(request: gr.Request) -> None:
@@ -324,6 +326,29 @@ def _leaderboard_tab(service: LeaderboardService, exports: ExportFolder) -> None
     blocks = gr.context.Context.root_block
     if blocks is not None:
         blocks.unload(drop_exports)
+
+
+def split_note(service: LeaderboardService) -> str:
+    """Markdown saying whether the test split is secret or public (practice), with the link to
+    the test inputs (`GET /api/test-inputs.zip`)."""
+    from leaderboard.http import TEST_INPUTS_ZIP
+
+    try:
+        meta = service.benchmark.meta
+    except Exception:  # noqa: BLE001 - no benchmark yet: said in words
+        return "The benchmark is being prepared; the test inputs appear here when it is ready."
+    link = f"[Download the test inputs]({TEST_INPUTS_ZIP.lstrip('/')}) (views, cameras and item ids; no ground truth)."
+    if meta.test_split == "secret":
+        return (
+            f"**Secret test split** (fingerprint `{meta.test_fingerprint}`): generated from a "
+            f"maintainer's secret, so nobody can rebuild it; predict from its inputs. {link}"
+        )
+    return (
+        "**Practice mode: this server's test split is public.** Anyone can rebuild it from the "
+        "code, so a score here shows that a submission works, not that a method generalises; "
+        "a maintainer runs the real leaderboard with `SVR_TEST_SECRET` set, and practice "
+        f"entries are never mixed with a secret split's. {link}"
+    )
 
 
 def _on_load(fn: Any, outputs: list[Any]) -> None:
@@ -405,6 +430,8 @@ def _submit_tab(service: LeaderboardService) -> None:
         return service.submissions_of(submitter, key)
 
     with gr.Tab("Submit"):
+        mode = gr.Markdown(split_note(service))
+        _on_load(lambda: split_note(service), [mode])
         gr.Markdown(_SUBMIT_HELP.format(per_day=settings.max_per_day,
                                         concurrent=settings.max_concurrent))  # fmt: skip
         if on_space:

@@ -179,3 +179,29 @@ def test_the_leaderboard_rereads_a_rebuilt_benchmark(tmp_path: Path) -> None:
         assert worker.benchmark.meta.test_split == "secret"
     finally:
         service.close()
+
+
+def test_the_tabs_say_whether_the_test_split_is_practice(tmp_path: Path) -> None:
+    from leaderboard.service import LeaderboardService
+    from leaderboard.settings import LeaderboardSettings
+    from leaderboard.ui import split_note
+    from svr.data.layout import BenchmarkMeta, write_meta
+
+    bench = tmp_path / "bench"
+    service = LeaderboardService(LeaderboardSettings(home=tmp_path / "home"), bench)
+    try:
+        assert "being prepared" in split_note(service)
+        bench.mkdir()
+        write_meta(
+            bench, BenchmarkMeta("b", "1", 0, "object", "procedural", test_checksum="a" * 64)
+        )
+        note = split_note(service)
+        assert "Practice mode" in note and "(api/test-inputs.zip)" in note
+        write_meta(bench, BenchmarkMeta(
+            "b", "1", 0, "object", "procedural", test_checksum="b" * 64, test_split="secret",
+            test_fingerprint="0123456789ab",
+        ))  # fmt: skip
+        note = split_note(service)
+        assert "Secret test split" in note and "0123456789ab" in note and "Practice" not in note
+    finally:
+        service.close()
