@@ -69,6 +69,16 @@ def _rss_kib(pid: int, field: str) -> int:
     return 0
 
 
+def _letters(k: int) -> str:
+    """a, b, ..., z, aa, ab, ...: submitter names that differ in letters, not numbers."""
+    out = ""
+    k += 1
+    while k:
+        k, r = divmod(k - 1, 26)
+        out = chr(97 + r) + out
+    return out
+
+
 def _npy(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, array)
@@ -76,13 +86,17 @@ def _npy(array: np.ndarray) -> bytes:
 
 
 def make_archives(folder: Path, benchmark_dir: Path, n: int, n_invalid: int) -> list[Path]:
-    """`n` archives: the valid template (voxels) `n - n_invalid` times, then hostile ones."""
+    """`n` archives: `n - n_invalid` valid ones (templates of spheres of distinct radii: the
+    same predictions twice are a duplicate, whoever submits them), then hostile ones."""
     from leaderboard.archive import write_template
     from svr.data.layout import Benchmark
 
     benchmark = Benchmark(benchmark_dir)
-    valid = folder / "template_voxels.zip"
-    write_template(benchmark, valid, "voxels")
+    valid = []
+    for k in range(n - n_invalid):
+        path = folder / f"template_voxels_{k:02d}.zip"
+        write_template(benchmark, path, "voxels", radius=0.12 + 0.019 * k)  # 1/32 cells: distinct
+        valid.append(path)
     first = benchmark.items("test")[0].item_id
     manifest = json.dumps({"method": "bad", "representation": "voxels", "frame": "object"})
     nan = np.zeros((32, 32, 32), np.float32)
@@ -103,8 +117,7 @@ def make_archives(folder: Path, benchmark_dir: Path, n: int, n_invalid: int) -> 
             for member, data in files.items():
                 zf.writestr(member, data)
         hostile.append(path)
-    out = [valid] * (n - n_invalid)
-    out += [hostile[k % len(hostile)] for k in range(n_invalid)]
+    out = valid + [hostile[k % len(hostile)] for k in range(n_invalid)]
     return out
 
 
@@ -238,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         clients = [
             Client(base, verbose=False, httpx_kwargs={"timeout": 120}) for _ in range(n_clients)
         ]
-        jobs = [(f"user{k:02d}", a, {"method": f"load {k:02d}"}) for k, a in enumerate(archives)]
+        # distinct names: a trailing number or +tag shares one quota (leaderboard.identity)
+        jobs = [(f"user {_letters(k)}", a, {"method": f"load {_letters(k)}"})
+                for k, a in enumerate(archives)]  # fmt: skip
         jobs += [("probe", p, {"method": f"probe {p.stem}"}) for p in probes]
         barrier = threading.Barrier(len(jobs) + 1)
         reads: list[tuple[float, bool]] = []  # (latency s, issued while jobs were active)
@@ -254,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                 sid = clients[k % n_clients].predict(
                     handle_file(str(archive)), json.dumps(meta), name, api_name="/submit"
                 )
-                return "accepted", int(sid), time.monotonic() - start
+                return "accepted", str(sid), time.monotonic() - start
             except Exception as exc:  # noqa: BLE001 - the reason is reported
                 return "refused", str(exc), time.monotonic() - start
 
@@ -306,11 +321,11 @@ def main(argv: list[str] | None = None) -> int:
             for _, message in refused:
                 words = message.split()
                 for w, nxt in zip(words, words[1:], strict=False):
-                    if w == "submission" and nxt.isdigit():
-                        rejected_ids.append(int(nxt))
+                    if w == "submission" and nxt.startswith("s") and len(nxt) == 17:
+                        rejected_ids.append(nxt)  # the public id
                         break
             watched = sorted(set(accepted) | set(rejected_ids))
-            statuses: dict[int, dict] = {}
+            statuses: dict[str, dict] = {}
             deadline = t_load + args.timeout
             waves, next_wave = 0, time.monotonic() + args.wave_every
             while time.monotonic() < deadline:
@@ -341,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with sqlite3.connect(home / "svr.db") as con:
         rows = con.execute(
-            "SELECT id, status, submitter, archive_sha256, reason FROM submissions"
+            "SELECT public_id, status, submitter, archive_sha256, reason FROM submissions"
         ).fetchall()
     by_id = {r[0]: r for r in rows}
     counts: dict[str, int] = {}

@@ -578,8 +578,8 @@ def write_submission_zip(
             zf.writestr(f"{item_id}.{ext}", data)
 
 
-def _template_item(representation: str) -> tuple[str, bytes]:
-    """One example item: a sphere of radius 0.35 at the origin, as (extension, bytes)."""
+def _template_item(representation: str, radius: float = 0.35) -> tuple[str, bytes]:
+    """One example item: a sphere of `radius` at the origin, as (extension, bytes)."""
     import trimesh
 
     if representation == "voxels":
@@ -587,10 +587,10 @@ def _template_item(representation: str) -> tuple[str, bytes]:
         c = -0.5 + (np.arange(r) + 0.5) / r
         x, y, z = np.meshgrid(c, c, c, indexing="ij")
         buf = io.BytesIO()
-        np.save(buf, x**2 + y**2 + z**2 < 0.35**2, allow_pickle=False)
+        np.save(buf, x**2 + y**2 + z**2 < radius**2, allow_pickle=False)
         return "npy", buf.getvalue()
     if representation == "mesh":
-        mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.35)
+        mesh = trimesh.creation.icosphere(subdivisions=3, radius=radius)
         return "obj", mesh.export(file_type="obj").encode()
     if representation == "points":
         # A Fibonacci sphere: 2,048 evenly spread surface points, float32 (N, 3).
@@ -598,7 +598,7 @@ def _template_item(representation: str) -> tuple[str, bytes]:
         k = np.arange(n) + 0.5
         polar = np.arccos(1 - 2 * k / n)
         azimuth = np.pi * (1 + 5**0.5) * k
-        pts = 0.35 * np.stack(
+        pts = radius * np.stack(
             [np.cos(azimuth) * np.sin(polar), np.cos(polar), np.sin(azimuth) * np.sin(polar)], 1
         )
         buf = io.BytesIO()
@@ -608,10 +608,13 @@ def _template_item(representation: str) -> tuple[str, bytes]:
 
 
 def write_template(
-    benchmark: Benchmark | TestInputs, out: str | Path, representation: str = "voxels"
+    benchmark: Benchmark | TestInputs,
+    out: str | Path,
+    representation: str = "voxels",
+    radius: float = 0.35,
 ) -> Manifest:
     """Write a valid example submission for every test item of `benchmark` (a benchmark
-    folder or a test inputs zip) to `out` (.zip): the same sphere (radius 0.35, centred) for
+    folder or a test inputs zip) to `out` (.zip): the same centred sphere of `radius` for
     each item, in the given representation (voxels: 32^3 bool .npy; mesh: .obj; points:
     2,048 points (N, 3) float32 .npy), with a manifest in the benchmark's frame. Returns the
     manifest written."""
@@ -619,7 +622,7 @@ def write_template(
         frame, ids = benchmark.frame, list(benchmark.item_ids)
     else:
         frame, ids = benchmark.meta.frame, [item.item_id for item in benchmark.items("test")]
-    ext, data = _template_item(representation)
+    ext, data = _template_item(representation, radius)
     manifest = Manifest(
         method=f"example sphere ({representation})",
         representation=representation,
