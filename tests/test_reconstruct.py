@@ -1,0 +1,92 @@
+"""python -m svr.reconstruct: the JSON report (class, probability, camera, files), --model all
+and --color, with tiny weights whose heads give a known answer (tests/view_weights.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+from view_weights import PINNED, pinned_weights
+
+from svr import reconstruct
+from svr.data.layout import Benchmark
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, tiny_benchmark) -> Path:
+    return pinned_weights(tmp_path_factory, tiny_benchmark)
+
+
+@pytest.fixture(scope="module")
+def view(tiny_benchmark) -> Path:
+    bench = Benchmark(tiny_benchmark)
+    return bench.image_path(bench.items("val")[0])
+
+
+def _run(*args: str) -> int:
+    return reconstruct.main([str(a) for a in args])
+
+
+def test_all_methods_report_class_camera_and_files(weights, view, tmp_path, capsys):
+    report = tmp_path / "report.json"
+    out = tmp_path / "shape.glb"
+    assert _run(view, "--model", "all", "--models", weights, "--out", out, "--json", report) == 0
+    data = json.loads(report.read_text())
+    assert data["image"] == str(view)
+    results = {r["method"]: r for r in data["results"]}
+    assert list(results) == ["clustering", "retrieval", "voxel", "occupancy", "atlas"]
+    voxel = results["voxel"]
+    assert {k: voxel[k] for k in PINNED} == PINNED and voxel["kind"] == "encoder-decoder"
+    assert voxel["class_probability"] == pytest.approx(1.0, abs=1e-3)
+    assert results["retrieval"]["azimuth"] is None and results["retrieval"]["elevation"] is None
+    assert results["retrieval"]["predicted_class"] is not None  # its answer's class
+    assert 0 <= results["clustering"]["azimuth"] < 360  # untrained heads: some camera
+    for name in ("clustering", "retrieval", "voxel"):
+        path = Path(results[name]["files"]["glb"])
+        assert path == tmp_path / f"shape_{name}.glb" and results[name]["error"] is None
+        assert len(trimesh.load(path, force="mesh").faces) > 0
+        assert results[name]["colored"] is False  # --color not given
+    for name in ("occupancy", "atlas"):
+        assert "no weights" in results[name]["error"] and results[name]["files"] == {}
+    printed = capsys.readouterr().out
+    assert "voxel): chair (p = 1.00); azimuth 90°, elevation 22°" in printed
+    assert "retrieval" in printed and "no camera estimate" in printed
+
+
+def test_one_method_to_stdout_with_colours(weights, view, tmp_path, capsys):
+    out = tmp_path / "chair.ply"
+    code = _run(
+        view, "--model", "voxel", "--weights", weights / "voxel", "--out", out, "--json", "-",
+        "--color",
+    )  # fmt: skip
+    assert code == 0
+    captured = capsys.readouterr()
+    (result,) = json.loads(captured.out)["results"]
+    assert result["files"] == {"ply": str(out)} and result["colored"] is True
+    assert 0 < result["colored_share"] < 1 and "wrote" in captured.err
+    colors = np.asarray(trimesh.load(out, process=False).visual.vertex_colors)
+    assert len(np.unique(colors, axis=0)) > 2
+    # retrieval has no camera: --color leaves it uncoloured and the report says so
+    grey, report = tmp_path / "grey.glb", tmp_path / "grey.json"
+    code = _run(
+        view, "--model", "retrieval", "--models", weights, "--out", grey, "--color",
+        "--json", report,
+    )  # fmt: skip
+    assert code == 0
+    (result,) = json.loads(report.read_text())["results"]
+    assert result["colored"] is False and result["azimuth"] is None
+    mesh = trimesh.load(grey, force="mesh", process=False)
+    assert len(np.unique(np.asarray(mesh.visual.vertex_colors), axis=0)) == 1
+
+
+def test_bad_requests_exit_2_with_a_reason(weights, view, tmp_path, capsys):
+    out = tmp_path / "x.glb"
+    assert _run(view, "--model", "all", "--weights", weights / "voxel", "--out", out) == 2
+    assert "--models" in capsys.readouterr().err
+    assert _run(view, "--model", "voxel", "--models", tmp_path / "none", "--out", out) == 2
+    assert "no saved model folder" in capsys.readouterr().err
+    assert _run(view, "--model", "all", "--models", tmp_path / "none", "--out", out) == 2
+    assert not out.exists()
