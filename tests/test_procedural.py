@@ -216,3 +216,90 @@ def test_intra_class_iou_is_moderate_and_above_inter_class_iou():
         # the nearest training shape is close but, for most test shapes, not a copy
         assert np.median(nn) < 0.97, (c, nn)
         assert np.mean(nn > 0.99) <= 0.25, (c, nn)
+
+
+# ----------------------------------------------------------------------------- variants that
+# the real ShapeNet cluster means showed missing (benchmarks/real_shapes_survey.py)
+
+
+def _seed_with(class_name: str, *variants: str, limit: int = 400) -> int:
+    """The first seed whose drawn variants include all of `variants` (no fusion needed)."""
+    for seed in range(limit):
+        drawn = FAMILIES[class_name](np.random.default_rng(seed)).variants
+        if all(v in drawn for v in variants):
+            return seed
+    raise AssertionError(f"no {class_name} seed below {limit} with {variants}")
+
+
+def _part_faces(shape: ProceduralShape, name: str) -> np.ndarray:
+    """Corners float (3 F, 3) of the faces that came from part `name`."""
+    faces = shape.mesh.faces[shape.face_parts == shape.part_names.index(name)]
+    return shape.mesh.vertices[faces.ravel()]
+
+
+def test_desks_stand_on_drawer_pedestals_with_drawers_in_front():
+    for variant in ("drawer-pedestal", "twin-pedestals"):
+        shape = generate_shape("table", _seed_with("table", "desk", variant))
+        v = shape.mesh.vertices
+        pedestal = _part_faces(shape, "pedestal")
+        assert pedestal[:, 1].min() == pytest.approx(v[:, 1].min(), abs=1e-6)  # on the ground
+        drawers = _part_faces(shape, "drawer")
+        assert drawers[:, 2].mean() > pedestal[:, 2].mean()  # fronts face +z
+        top = _part_faces(shape, "top")
+        assert top[:, 1].max() == pytest.approx(v[:, 1].max())
+        if variant == "twin-pedestals":  # one pedestal each side
+            assert pedestal[:, 0].min() < -0.3 and pedestal[:, 0].max() > 0.3
+
+
+def test_square_tables_have_square_tops():
+    shape = generate_shape("table", _seed_with("table", "square-top"))
+    top = _part_faces(shape, "top")
+    ext = top.max(axis=0) - top.min(axis=0)
+    assert ext[0] == pytest.approx(ext[2], rel=0.02)
+
+
+def test_upholstered_armchairs_are_solid_with_the_back_behind():
+    seed = _seed_with("chair", "upholstered", "arms")
+    shape = generate_shape("chair", seed)
+    back, seat = _part_faces(shape, "back"), _part_faces(shape, "seat")
+    assert back[:, 2].mean() < seat[:, 2].mean()
+    assert back[:, 1].max() == pytest.approx(shape.mesh.vertices[:, 1].max())
+    # a padded block: far more volume than an open-frame chair's
+    open_frame = generate_shape("chair", _seed_with("chair", "four-legs"))
+    assert shape.mesh.volume > 3 * open_frame.mesh.volume
+
+
+def test_telephones_are_mostly_thin_upright_smartphone_slabs():
+    kinds = [FAMILIES["telephone"](np.random.default_rng(s)).variants[0] for s in range(200)]
+    assert kinds.count("smartphone") > 0.45 * len(kinds)
+    shape = generate_shape("telephone", _seed_with("telephone", "smartphone", "upright"))
+    ext = np.sort(shape.mesh.extents)
+    assert ext[2] == pytest.approx(shape.mesh.extents[1])  # height is the longest side
+    assert ext[0] / ext[2] < 0.2  # a slab
+
+
+def test_centre_speakers_are_wide_and_grilles_hide_the_drivers():
+    shape = generate_shape("loudspeaker", _seed_with("loudspeaker", "center"))
+    ext = shape.mesh.extents
+    assert ext[0] > 1.7 * ext[1]
+    grille = generate_shape("loudspeaker", _seed_with("loudspeaker", "grille"))
+    assert "driver" not in grille.part_names and "grille" in grille.part_names
+
+
+def test_globe_shades_are_round():
+    shape = generate_shape("lamp", _seed_with("lamp", "desk", "globe-shade"))
+    shade = _part_faces(shape, "shade")
+    ext = shade.max(axis=0) - shade.min(axis=0)
+    assert ext[0] == pytest.approx(ext[1], rel=0.1) and ext[0] == pytest.approx(ext[2], rel=0.1)
+
+
+@pytest.mark.parametrize("style", ["canoe", "rowboat"])
+def test_open_boats_are_hollow(style: str):
+    shape = generate_shape("watercraft", _seed_with("watercraft", style))
+    mesh = shape.mesh
+    assert mesh.is_watertight
+    # an open hull holds much less than its convex hull (a solid hull is convex)
+    assert mesh.volume < 0.75 * mesh.convex_hull.volume
+    # and stands on its keel
+    hull = _part_faces(shape, "hull")
+    assert hull[:, 1].min() == pytest.approx(mesh.vertices[:, 1].min(), abs=1e-6)

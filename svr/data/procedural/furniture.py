@@ -30,17 +30,69 @@ def _leg(a: Assembly, top: np.ndarray, bottom: np.ndarray, w: float, round_legs:
         a.add("leg", P.beam(bottom, top, w))
 
 
+def _armchair(a: Assembly, rng: np.random.Generator) -> Assembly:
+    """An upholstered (club) armchair: a padded block on a skirt or short legs, a thick back
+    leaning back a little, usually solid arm panels; one seat cushion."""
+    W = a.uniform(rng, "seat_width", 0.6, 0.88)
+    D = a.uniform(rng, "seat_depth", 0.62, 0.9)
+    H = a.uniform(rng, "seat_height", 0.38, 0.48)
+    BH = a.uniform(rng, "back_height", 0.38, 0.65)  # above the seat
+    bt = a.uniform(rng, "back_thickness", 0.1, 0.2)
+    tilt = a.uniform(rng, "back_tilt", 0.0, 0.2)
+    longest = max(W, D, H + BH)
+    legs = a.choose(rng, ["skirt", "short-legs"], p=[0.4, 0.6])
+    y0 = a.uniform(rng, "leg_height", 0.05, 0.15) if legs == "short-legs" else 0.0
+    ch = a.uniform(rng, "cushion_height", 0.08, 0.14)
+    ys = H - ch  # top of the base block
+    a.add("base", P.rounded_box((W, ys - y0, D), 0.03, (0, (y0 + ys) / 2, 0)))
+    arms = a.flag(rng, "arms", 0.85)
+    aw = a.uniform(rng, "arm_width", 0.07, 0.15) if arms else 0.0
+    a.add(
+        "seat",
+        P.rounded_box(
+            (W - 2 * aw, ch + 0.01, D - bt), 0.035, (0, ys + (ch + 0.01) / 2 - 0.01, bt / 2)
+        ),
+    )
+    # the back, leaning back about its bottom rear edge
+    back = P.rounded_box((W, H + BH - y0, bt), 0.04, (0, (H + BH - y0) / 2, bt / 2))
+    rot = P.rotation_matrix((1, 0, 0), -tilt)
+    a.add("back", P.transform(back, rot, (0, y0, -D / 2)))
+    if arms:
+        ah = a.uniform(rng, "arm_height", 0.15, 0.28)
+        rolled = a.flag(rng, "rolled-arms", 0.35)
+        for sx in (-1, 1):
+            x = sx * (W / 2 - aw / 2)
+            top = H + ah
+            a.add("arm", P.rounded_box((aw, top - y0, D), 0.03, (x, (y0 + top) / 2, 0)))
+            if rolled:
+                r = aw * 0.6
+                a.add("arm", P.cylinder((x, top - r * 0.4, -D / 2), (x, top - r * 0.4, D / 2), r))
+    if legs == "short-legs":
+        lw = _thick(0.045, longest)
+        for sx in (-1, 1):
+            for sz in (-1, 1):
+                x, z = sx * (W / 2 - 0.06), sz * (D / 2 - 0.06)
+                a.add("leg", P.cylinder((x, 0, z), (x, y0 + 0.02, z), lw / 2, lw / 2 * 1.3, 10))
+    return a
+
+
 def chair(rng: np.random.Generator) -> Assembly:
     """Chairs: four legs / pedestal (star or disc) / sled base; solid, slatted or ladder back;
-    with or without arms."""
+    with or without arms; or an upholstered (club) armchair on a skirt or short legs."""
     a = Assembly("chair")
-    base = a.choose(rng, ["four-legs", "pedestal", "sled"], p=[0.5, 0.25, 0.25])
+    base = a.choose(
+        rng, ["four-legs", "pedestal", "sled", "upholstered"], p=[0.48, 0.22, 0.18, 0.12]
+    )
+    if base == "upholstered":
+        return _armchair(a, rng)
     back = a.choose(rng, ["solid-back", "slatted-back", "ladder-back"])
     arms = a.flag(rng, "arms", 0.35)
     W = a.uniform(rng, "seat_width", 0.42, 0.58)
     D = a.uniform(rng, "seat_depth", 0.4, 0.54)
     H = a.uniform(rng, "seat_height", 0.36, 0.52)
-    BH = a.uniform(rng, "back_ratio", 0.75, 1.25) * H  # back height above the seat
+    # back height above the seat (a narrow range keeps the seat at one height after
+    # normalisation: room in the 32^3 IoU budget for the upholstered armchairs)
+    BH = a.uniform(rng, "back_ratio", 0.85, 1.15) * H
     tilt = a.uniform(rng, "back_tilt", 0.0, 0.3)
     longest = max(H + BH, W, D)
     T = max(a.uniform(rng, "seat_thickness", 0.04, 0.1), 0.065 * longest)
@@ -160,48 +212,120 @@ def chair(rng: np.random.Generator) -> Assembly:
 
 # ----------------------------------------------------------------------------- table
 
+# the uses each top shape comes in, with their probabilities
+_TABLE_USES: dict[str, tuple[list[str], list[float]]] = {
+    "rect-top": (["dining", "coffee", "desk", "console", "bar"], [0.64, 0.12, 0.14, 0.05, 0.05]),
+    "square-top": (["dining", "coffee", "side"], [0.7, 0.2, 0.1]),
+    "round-top": (["dining", "coffee", "bar"], [0.75, 0.15, 0.1]),
+}
+# height (m) per use
+_TABLE_HEIGHT = {
+    "dining": (0.7, 0.78),
+    "coffee": (0.35, 0.5),
+    "bar": (0.9, 1.05),
+    "side": (0.5, 0.7),
+    "console": (0.75, 0.85),
+    "desk": (0.72, 0.78),
+}
+# height / length (or diameter, or side) per (top, use); above 1 the height is the longest
+# side. The ranges are kept narrow: the top's height after normalisation follows this ratio,
+# and a family whose tops sit at scattered heights has no shape in common at 32^3.
+_TABLE_RATIO = {
+    ("rect-top", "dining"): (0.44, 0.56),
+    ("rect-top", "coffee"): (0.34, 0.46),
+    ("rect-top", "desk"): (0.46, 0.58),
+    ("rect-top", "console"): (0.6, 0.78),
+    ("rect-top", "bar"): (0.62, 0.8),
+    ("square-top", "dining"): (0.5, 0.66),
+    ("square-top", "coffee"): (0.4, 0.52),
+    ("square-top", "side"): (0.85, 1.1),
+    ("round-top", "dining"): (0.44, 0.58),
+    ("round-top", "coffee"): (0.32, 0.44),
+    ("round-top", "bar"): (0.8, 1.0),
+}
+# width / length of rectangular tops per use
+_TABLE_WIDTH = {
+    "dining": (0.5, 0.85),
+    "coffee": (0.4, 0.75),
+    "desk": (0.42, 0.62),
+    "console": (0.22, 0.4),
+    "bar": (0.4, 0.7),
+}
+# bases per top shape (desks and consoles have their own)
+_TABLE_BASES: dict[str, tuple[list[str], list[float]]] = {
+    "rect-top": (["four-legs", "pedestal", "trestle"], [0.62, 0.13, 0.25]),
+    "square-top": (["four-legs", "pedestal"], [0.78, 0.22]),
+    "round-top": (["four-legs", "pedestal", "tripod", "drum-base"], [0.27, 0.45, 0.18, 0.1]),
+    "desk": (["drawer-pedestal", "twin-pedestals"], [0.55, 0.45]),
+    "console": (["four-legs"], [1.0]),
+}
+
+
+def _drawer_pedestal(
+    a: Assembly,
+    rng: np.random.Generator,
+    x: float,
+    size: tuple[float, float, float],
+    longest: float,
+) -> None:
+    """A desk's drawer pedestal: a box of `size` (x, y, z) standing on the ground, centred on
+    x, with 2-4 drawer fronts and their handles on its +z face."""
+    w, h, d = size
+    a.add("pedestal", P.box((w, h, d), (x, h / 2, 0)))
+    n = int(rng.integers(2, 5))
+    a.params["n_drawers"] = float(n)
+    ft = _thick(0.018, longest) * 0.8
+    hs = _thick(0.02, longest)
+    gap = 0.012
+    kick = 0.05  # a recessed strip at the bottom
+    dh = (h - kick) / n
+    for i in range(n):
+        y = kick + (i + 0.5) * dh
+        a.add("drawer", P.box((w - 2 * gap, dh - gap, ft), (x, y, d / 2 + ft / 2 - 0.003)))
+        a.add("handle", P.box((min(0.12, w * 0.35), hs, hs * 1.5), (x, y + dh * 0.15, d / 2 + ft)))
+
 
 def table(rng: np.random.Generator) -> Assembly:
-    """Tables: rectangular or round / oval top; four legs, pedestal (one or two columns),
-    trestle (rectangular) or tripod (round); optional apron and lower shelf; coffee, dining
-    and bar heights."""
+    """Tables: rectangular, square or round / oval top; dining, coffee, bar, side (end) and
+    console heights and proportions, and desks; four legs (slim or chunky), pedestal (one or
+    two columns), trestle, tripod or drum base; desks on one or two drawer pedestals; optional
+    apron and lower shelf."""
     a = Assembly("table")
-    top = a.choose(rng, ["rect-top", "round-top"], p=[0.6, 0.4])
-    use = a.choose(rng, ["dining", "coffee", "bar"], p=[0.74, 0.18, 0.08])
-    H = a.uniform(
-        rng, "height", *{"dining": (0.7, 0.78), "coffee": (0.4, 0.5), "bar": (0.9, 1.05)}[use]
-    )
+    top = a.choose(rng, ["rect-top", "square-top", "round-top"], p=[0.56, 0.1, 0.34])
+    use = a.choose(rng, *_TABLE_USES[top])
+    H = a.uniform(rng, "height", *_TABLE_HEIGHT[use])
     # the height / length (or diameter) ratio is drawn directly: it fixes where the top sits
     # after normalisation
-    ratio = a.uniform(
-        rng,
-        "height_ratio",
-        *{"dining": (0.44, 0.56), "coffee": (0.32, 0.44), "bar": (0.62, 0.8)}[use],
-    )
+    ratio = a.uniform(rng, "height_ratio", *_TABLE_RATIO[(top, use)])
     L = H / ratio
     if top == "rect-top":
-        base = a.choose(rng, ["four-legs", "pedestal", "trestle"], p=[0.5, 0.2, 0.3])
-        Wd = a.uniform(rng, "width_ratio", 0.5, 0.85) * L
+        Wd = a.uniform(rng, "width_ratio", *_TABLE_WIDTH[use]) * L
+    elif top == "square-top":
+        Wd = L
     else:
-        base = a.choose(rng, ["four-legs", "pedestal", "tripod"], p=[0.35, 0.4, 0.25])
         # round or oval: the second axis is a fraction of the diameter
-        Wd = L * (a.uniform(rng, "oval_ratio", 0.65, 0.95) if rng.random() < 0.3 else 1.0)
+        Wd = L * (a.uniform(rng, "oval_ratio", 0.65, 0.95) if rng.random() < 0.2 else 1.0)
+    base = a.choose(rng, *_TABLE_BASES[use if use in ("desk", "console") else top])
     longest = max(L, Wd, H)
-    T = max(a.uniform(rng, "top_thickness", 0.03, 0.07), 0.065 * longest)
-    lw = max(a.uniform(rng, "leg_width", 0.04, 0.08), 0.04 * longest)
+    # tops over 2 voxels thick at 32^3 (thinner ones fall between voxel centres, and the
+    # tops of real tables' mean shapes are thick too)
+    T = max(a.uniform(rng, "top_thickness", 0.03, 0.08), 0.075 * longest)
+    chunky = base == "four-legs" and top == "square-top" and a.flag(rng, "chunky-legs", 0.35)
+    lw_range = (0.07, 0.12) if chunky else (0.04, 0.07)
+    lw = a.uniform(rng, "leg_width_ratio", *lw_range) * longest
     y_under = H - T
-    if top == "rect-top":
-        a.add("top", P.rounded_box((L, T, Wd), min(T / 3, 0.015), (0, H - T / 2, 0)))
-    else:
+    if top == "round-top":
         disc = P.cylinder((0, y_under, 0), (0, H, 0), L / 2, L / 2, 32)
         a.add("top", P.transform(disc, np.diag([1.0, 1.0, Wd / L])))
+    else:
+        a.add("top", P.rounded_box((L, T, Wd), min(T / 3, 0.015), (0, H - T / 2, 0)))
 
     if base in ("four-legs", "tripod"):
         round_legs = a.flag(rng, "round-legs", 0.5)
-        inset = a.uniform(rng, "leg_inset", 0.02, 0.12) * min(L, Wd)
-        splay = a.uniform(rng, "leg_splay", 0.0, 0.05)
+        inset = a.uniform(rng, "leg_inset", 0.02, 0.09) * min(L, Wd)
+        splay = a.uniform(rng, "leg_splay", 0.0, 0.05) if not chunky else 0.0
         if base == "four-legs":
-            if top == "rect-top":
+            if top != "round-top":
                 feet = [
                     (sx * (L / 2 - inset - lw / 2), sz * (Wd / 2 - inset - lw / 2))
                     for sx in (-1, 1)
@@ -224,19 +348,24 @@ def table(rng: np.random.Generator) -> Assembly:
             topp = np.array([fx, y_under + 0.01, fz])
             bot = np.array([fx + d[0] * splay, 0.0, fz + d[1] * splay])
             _leg(a, topp, bot, lw, round_legs)
-        if top == "rect-top" and a.flag(rng, "apron", 0.7):
-            ah = _thick(0.08, longest)
+        if top != "round-top":
             xs, zs = L / 2 - inset - lw / 2, Wd / 2 - inset - lw / 2
-            at = _thick(0.02, longest)
-            for sz in (-1, 1):
-                a.add("apron", P.box((2 * xs, ah, at), (0, y_under - ah / 2 + 0.005, sz * zs)))
-            for sx in (-1, 1):
-                a.add("apron", P.box((at, ah, 2 * zs), (sx * xs, y_under - ah / 2 + 0.005, 0)))
-        if top == "rect-top" and a.flag(rng, "shelf", 0.3):
-            xs, zs = L / 2 - inset - lw / 2, Wd / 2 - inset - lw / 2
-            a.add(
-                "shelf", P.box((2 * xs + lw, _thick(0.02, longest), 2 * zs + lw), (0, 0.25 * H, 0))
-            )
+            if a.flag(rng, "apron", 0.6):
+                ah = _thick(a.uniform(rng, "apron_height", 0.05, 0.12), longest)
+                at = _thick(0.02, longest)
+                for sz in (-1, 1):
+                    a.add("apron", P.box((2 * xs, ah, at), (0, y_under - ah / 2 + 0.005, sz * zs)))
+                for sx in (-1, 1):
+                    a.add("apron", P.box((at, ah, 2 * zs), (sx * xs, y_under - ah / 2 + 0.005, 0)))
+            shelf_p = 0.5 if use in ("coffee", "console", "side") else 0.2
+            if a.flag(rng, "shelf", shelf_p):
+                yb = a.uniform(rng, "shelf_height", 0.12, 0.35) * H
+                # splayed legs stand further out at the shelf's height
+                out = splay * (1 - yb / y_under) + 0.9 * lw
+                a.add(
+                    "shelf",
+                    P.box((2 * (xs + out), _thick(0.02, longest), 2 * (zs + out)), (0, yb, 0)),
+                )
     elif base == "pedestal":
         cr = _thick(a.uniform(rng, "column_radius", 0.04, 0.09), longest / 2)
         foot = a.choose(rng, ["disc-foot", "cross-foot"])
@@ -257,6 +386,42 @@ def table(rng: np.random.Generator) -> Assembly:
                     P.box((2 * R, fw, fw * 1.4), (cx, fw / 2, 0)),
                     P.box((fw * 1.4, fw, 2 * R), (cx, fw / 2, 0)),
                 )
+    elif base == "drum-base":
+        # a solid drum under the top (round side and coffee tables)
+        R = a.uniform(rng, "drum_ratio", 0.3, 0.46) * min(L, Wd)
+        a.add("base", P.cylinder((0, 0, 0), (0, y_under + 0.01, 0), R, R, 28))
+        if a.flag(rng, "plinth", 0.4):
+            a.add(
+                "base", P.cylinder((0, 0, 0), (0, _thick(0.03, longest), 0), R * 1.12, R * 1.12, 28)
+            )
+    elif base in ("drawer-pedestal", "twin-pedestals"):
+        pw = a.uniform(rng, "pedestal_ratio", 0.26, 0.4) * L
+        depth = Wd * a.uniform(rng, "pedestal_depth", 0.85, 0.95)
+        side = -1.0 if rng.random() < 0.5 else 1.0
+        inset = a.uniform(rng, "pedestal_inset", 0.0, 0.04) * L
+        x_ped = side * (L / 2 - inset - pw / 2)
+        _drawer_pedestal(a, rng, x_ped, (pw, y_under + 0.01, depth), longest)
+        if base == "twin-pedestals":
+            _drawer_pedestal(a, rng, -x_ped, (pw, y_under + 0.01, depth), longest)
+        else:
+            pt = _thick(0.035, longest)
+            if a.choose(rng, ["panel-end", "leg-end"]) == "panel-end":
+                x = -side * (L / 2 - inset - pt / 2)
+                a.add("leg", P.box((pt, y_under + 0.01, depth), (x, (y_under + 0.01) / 2, 0)))
+            else:
+                x = -side * (L / 2 - inset - lw / 2)
+                for sz in (-1, 1):
+                    z = sz * (depth / 2 - lw / 2)
+                    # a beam's end boxes reach lw / 2 past its ends: start it above the ground
+                    a.add("leg", P.beam((x, lw / 2, z), (x, y_under + 0.01, z), lw))
+        if a.flag(rng, "modesty-panel", 0.6):
+            inner = L - 2 * (inset + pw) + 0.02
+            mh = a.uniform(rng, "modesty_height", 0.3, 0.6) * y_under
+            pt = _thick(0.02, longest)
+            a.add(
+                "panel",
+                P.box((inner, mh, pt), (0, y_under - mh / 2 + 0.01, -depth / 2 + pt / 2)),
+            )
     else:  # trestle
         ex = L / 2 - a.uniform(rng, "trestle_inset", 0.08, 0.2) * L
         pw = _thick(0.05, longest)
@@ -281,7 +446,8 @@ def sofa(rng: np.random.Generator) -> Assembly:
     """Sofas: 1-4 seat cushions, box / rolled / no arms, tight or cushioned back, plinth or
     legs, optional L-shaped chaise."""
     a = Assembly("sofa")
-    n_seats = int(rng.integers(1, 5))
+    # real sofas are mostly two- and three-seaters (one-seaters look like armchairs)
+    n_seats = int(rng.choice([1, 2, 3, 4], p=[0.08, 0.34, 0.4, 0.18]))
     a.variants.append(f"{n_seats}-seat")
     arms = a.choose(rng, ["box-arms", "rolled-arms", "no-arms"], p=[0.45, 0.35, 0.2])
     back = a.choose(rng, ["tight-back", "cushion-back"])

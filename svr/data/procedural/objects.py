@@ -34,6 +34,8 @@ def _shade(
         a.add("shade", P.cylinder(top, top + axis * size * 0.8, size * 0.25, size * 0.6, 24))
     elif style == "drum-shade":
         a.add("shade", P.cylinder(top, top + axis * size * 0.8, size * 0.5, size * 0.55, 24))
+    elif style == "globe-shade":
+        a.add("shade", P.sphere(top + axis * size * 0.42, size * 0.42, 24))
     else:  # dome: a squashed hemisphere-like cap
         a.add("shade", P.cylinder(top, top + axis * size * 0.3, size * 0.15, size * 0.45, 24))
         a.add(
@@ -46,10 +48,12 @@ def _shade(
 
 def lamp(rng: np.random.Generator) -> Assembly:
     """Lamps: floor lamp (shade or torchiere bowl), desk lamp, articulated arm lamp, or
-    pendant; disc or square bases; cone, drum or dome shades."""
+    pendant; disc or square bases; cone, drum, dome or globe shades."""
     a = Assembly("lamp")
     kind = a.choose(rng, ["floor", "desk", "arm", "pendant"], p=[0.32, 0.5, 0.12, 0.06])
-    shade_style = a.choose(rng, ["cone-shade", "drum-shade", "dome-shade"])
+    shade_style = a.choose(
+        rng, ["cone-shade", "drum-shade", "dome-shade", "globe-shade"], p=[0.3, 0.3, 0.2, 0.2]
+    )
     if kind == "floor":
         H = a.uniform(rng, "height", 1.4, 1.7)
         longest = H
@@ -233,7 +237,8 @@ def display(rng: np.random.Generator) -> Assembly:
         W = a.uniform(rng, "width", 0.9, 1.5)
     else:
         W = a.uniform(rng, "width", 0.8, 1.4)
-    H = W * a.uniform(rng, "aspect", 0.42, 0.66)
+    # 4:3 and 5:4 monitors (common among real displays) to 21:9 screens
+    H = W * a.uniform(rng, "aspect", *((0.45, 0.8) if kind == "monitor" else (0.42, 0.75)))
     longest = W
     T = _thick(a.uniform(rng, "thickness", 0.02, 0.05), longest)
     back = a.flag(rng, "back-bulge", 0.5)
@@ -357,22 +362,27 @@ def _driver(a: Assembly, center: np.ndarray, r: float, z_face: float, lean: floa
 
 
 def loudspeaker(rng: np.random.Generator) -> Assembly:
-    """Loudspeakers: bookshelf box, floor tower, subwoofer cube (cabinets square or rounded,
-    optionally tapered with a leaning baffle), round (sphere or pill) on a stand, or a
-    cylindrical smart speaker; 1-4 drivers on the front."""
+    """Loudspeakers: bookshelf box, floor tower, subwoofer cube, wide centre-channel box
+    (cabinets square or rounded, optionally tapered with a leaning baffle; drivers bare or
+    behind a grille panel), round (sphere or pill) on a stand, or a cylindrical smart speaker;
+    1-4 drivers on the front."""
     a = Assembly("loudspeaker")
     kind = a.choose(
         rng,
-        ["bookshelf", "tower", "subwoofer", "round", "cylinder"],
-        p=[0.3, 0.25, 0.15, 0.15, 0.15],
+        ["bookshelf", "tower", "subwoofer", "center", "round", "cylinder"],
+        p=[0.3, 0.22, 0.14, 0.1, 0.12, 0.12],
     )
-    if kind in ("bookshelf", "tower", "subwoofer"):
+    if kind in ("bookshelf", "tower", "subwoofer", "center"):
         if kind == "bookshelf":
             W, H, D = (
                 a.uniform(rng, "width", 0.16, 0.26),
                 a.uniform(rng, "height", 0.26, 0.42),
-                a.uniform(rng, "depth", 0.2, 0.3),
+                a.uniform(rng, "depth", 0.18, 0.36),
             )
+        elif kind == "center":
+            W = a.uniform(rng, "width", 0.4, 0.7)
+            H = W / a.uniform(rng, "width_ratio", 1.8, 3.2)
+            D = a.uniform(rng, "depth", 0.16, 0.3)
         elif kind == "tower":
             W, H, D = (
                 a.uniform(rng, "width", 0.18, 0.28),
@@ -414,7 +424,7 @@ def loudspeaker(rng: np.random.Generator) -> Assembly:
                         )
                 y0 = 0.055
         round_edges = a.flag(rng, "rounded", 0.5)
-        r_edge = min(W, D) * a.uniform(rng, "edge_radius", 0.08, 0.2) if round_edges else 0.004
+        r_edge = min(W, H, D) * a.uniform(rng, "edge_radius", 0.08, 0.2) if round_edges else 0.004
         # the cabinet may narrow towards the top and its front baffle lean back
         tw = a.uniform(rng, "top_width_ratio", 0.65, 1.0) if rng.random() < 0.5 else 1.0
         td = a.uniform(rng, "top_depth_ratio", 0.6, 1.0) if rng.random() < 0.5 else 1.0
@@ -434,7 +444,28 @@ def loudspeaker(rng: np.random.Generator) -> Assembly:
 
         zf = z_front(y0)
         lean = float(np.arctan2(D - D * td, H))
-        if kind == "subwoofer":
+        if kind != "center" and a.flag(rng, "grille", 0.3):
+            # a grille panel covers the baffle and hides the drivers
+            m = max(0.04 * H, 0.5 * r_edge)
+            ya, yb = y0 + m, y0 + H - m
+            corners = np.array(
+                [
+                    (-0.92 * x_half(ya), ya, z_front(ya)),
+                    (0.92 * x_half(ya), ya, z_front(ya)),
+                    (0.92 * x_half(yb), yb, z_front(yb)),
+                    (-0.92 * x_half(yb), yb, z_front(yb)),
+                ]
+            )
+            tg = _thick(0.012, longest)
+            a.add("grille", P.plate(corners, tg, (0.0, np.sin(lean), np.cos(lean))))
+        elif kind == "center":
+            # woofer - tweeter - woofer side by side
+            yc = y0 + H / 2
+            rw = min(0.36 * H, 0.15 * W)
+            for x in (-0.28 * W, 0.28 * W):
+                _driver(a, np.array([x, yc]), rw, z_front(yc), lean)
+            _driver(a, np.array([0.0, yc]), 0.45 * rw, z_front(yc), lean)
+        elif kind == "subwoofer":
             yc = y0 + H / 2
             _driver(a, np.array([0, yc]), x_half(yc) * 0.8, z_front(yc), lean)
         else:
@@ -527,21 +558,24 @@ def _keypad(
 
 
 def telephone(rng: np.random.Generator) -> Assembly:
-    """Telephones: smartphone slab (upright, on a stand, or in an open flip case), candybar
+    """Telephones: smartphone slab (most often; upright, on a stand, or in an open flip case;
+    single lens, camera block or flush camera), candybar
     phone with keypad and antenna, open flip phone, open slider phone (portrait or landscape
     keyboard), desk phone with handset, or cordless handset in its dock."""
     a = Assembly("telephone")
     kind = a.choose(
         rng,
         ["smartphone", "bar-phone", "flip-phone", "slider-phone", "desk-phone", "cordless"],
-        p=[0.3, 0.17, 0.13, 0.1, 0.15, 0.15],
+        # real ShapeNet telephones are mostly smartphone slabs (every cluster mean of the
+        # what3d release is one): they dominate, open and docked handsets are rarer
+        p=[0.55, 0.12, 0.08, 0.06, 0.12, 0.07],
     )
     # work in units where the phone height is about 1 (so 0.03 is thin enough)
     if kind == "smartphone":
         H = 1.0
         W = a.uniform(rng, "width", 0.4, 0.64)
-        T = a.uniform(rng, "thickness", 0.04, 0.11)
-        pose = a.choose(rng, ["upright", "on-stand", "flip-case"], p=[0.5, 0.25, 0.25])
+        T = a.uniform(rng, "thickness", 0.045, 0.12)
+        pose = a.choose(rng, ["upright", "on-stand", "flip-case"], p=[0.76, 0.1, 0.14])
         corner = a.uniform(rng, "corner", 0.02, 0.16)
         bez = a.uniform(rng, "bezel", 0.02, 0.1)
         # the phone's pieces in its own frame (bottom edge on y = 0), posed below
@@ -550,13 +584,13 @@ def telephone(rng: np.random.Generator) -> Assembly:
             ("screen", P.box((W - 0.04, H - 2 * bez, 0.01), (0, H / 2, T / 2))),
             ("button", P.box((0.03, 0.14, 0.03), (W / 2, H * 0.7, 0))),
         ]
-        cam = a.choose(rng, ["single-camera", "camera-block"])
+        cam = a.choose(rng, ["single-camera", "camera-block", "flush-camera"], p=[0.4, 0.3, 0.3])
         if cam == "single-camera":
             lens = P.cylinder(
                 (-W * 0.25, H * 0.88, -T / 2 + 0.005), (-W * 0.25, H * 0.88, -T / 2 - 0.02), 0.05
             )
             pieces.append(("camera", lens))
-        else:
+        elif cam == "camera-block":
             block = P.rounded_box(
                 (W * 0.45, W * 0.45, 0.04), 0.03, (-W * 0.22, H - W * 0.3, -T / 2)
             )
@@ -692,9 +726,10 @@ def telephone(rng: np.random.Generator) -> Assembly:
     W = a.uniform(rng, "width", 0.3, 0.4)
     Hh = 1.0
     T = a.uniform(rng, "thickness", 0.12, 0.2)
-    dock_w = W * a.uniform(rng, "dock_width", 1.4, 2.2)
-    dock_h = a.uniform(rng, "dock_height", 0.12, 0.25)
-    dock_d = a.uniform(rng, "dock_depth", 0.4, 0.7)
+    # a compact cradle (a wide, deep dock under an upright handset reads as a chair)
+    dock_w = W * a.uniform(rng, "dock_width", 1.15, 1.6)
+    dock_h = a.uniform(rng, "dock_height", 0.1, 0.2)
+    dock_d = a.uniform(rng, "dock_depth", 0.25, 0.4)
     a.add("dock", P.rounded_box((dock_w, dock_h, dock_d), 0.04, (0, dock_h / 2, 0), 8))
     tilt = np.deg2rad(a.uniform(rng, "lean_deg", 5, 20))
     rot = P.rotation_matrix((1, 0, 0), -tilt)

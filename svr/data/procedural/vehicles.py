@@ -432,12 +432,88 @@ def _hull(
     return P.hull_points(np.array(pts))
 
 
+def _pointed_hull(L: float, B: float, D: float, rise: float, deck: float = 0.0) -> P.Manifold:
+    """Convex double-ended hull (canoe, kayak) of length L along z, beam B, depth D; the ends
+    rise by `rise`; `deck` > 0 adds a ridge of that height along the middle (a closed deck)."""
+    pts = []
+    for x in (-1, 1):
+        for z, w in ((-0.3, 0.8), (0.0, 1.0), (0.3, 0.8)):
+            pts += [(x * B / 2 * w, D, z * L), (x * B / 2 * w * 0.35, 0.0, z * L)]
+    for sz in (-1, 1):
+        pts += [(0.0, D + rise, sz * L / 2), (0.0, D * 0.4, sz * (L / 2 - 0.03 * L))]
+    if deck > 0:
+        pts += [(0.0, D + deck, z * L) for z in (-0.3, 0.0, 0.3)]
+    return P.hull_points(np.array(pts))
+
+
+def _hollowed(hull: P.Manifold, B: float, L: float, t: float) -> P.Manifold:
+    """An open boat: `hull` (beam B, length L, centred on x = z = 0) minus itself shrunk to
+    leave walls about t thick and lifted by t (so that it cuts through the top)."""
+    inner = hull.scale(((B - 2 * t) / B, 1.0, (L - 6 * t) / L)).translate((0.0, t, 0.0))
+    return hull - inner
+
+
+def _small_boat(a: Assembly, rng: np.random.Generator) -> Assembly:
+    """Canoe (open, double-ended, thwarts), rowboat (open, transom stern, bench seats) or
+    kayak (closed deck with a cockpit)."""
+    L = 1.0
+    t = MIN_FRACTION * L
+    style = a.choose(rng, ["canoe", "rowboat", "kayak"], p=[0.35, 0.4, 0.25])
+    if style == "canoe":
+        B = a.uniform(rng, "beam", 0.13, 0.2)
+        D = a.uniform(rng, "depth", 0.06, 0.09)
+        hull = _pointed_hull(L, B, D, a.uniform(rng, "end_rise", 0.01, 0.04))
+        a.add("hull", _hollowed(hull, B, L, t))
+        n = int(rng.integers(2, 4))
+        a.params["n_thwarts"] = float(n)
+        for i in range(n):
+            z = (i - (n - 1) / 2) * 0.25 * L
+            # the hull's width at the thwart's height and station (its sides slope in)
+            y = D - 0.6 * t
+            w = 0.8 * B * (0.35 + 0.65 * y / D) * (1 - 0.67 * abs(z) / L)
+            a.add("seat", P.box((w, t, 0.04), (0, y, z)))
+    elif style == "rowboat":
+        B = a.uniform(rng, "beam", 0.3, 0.42)
+        D = a.uniform(rng, "depth", 0.1, 0.16)
+        hull = _hull(L, B, D, 0.03, a.uniform(rng, "bow_rise", 0.02, 0.06), 0.65)
+        a.add("hull", _hollowed(hull, B, L, t))
+        n = int(rng.integers(2, 4))
+        a.params["n_seats"] = float(n)
+        for i in range(n):
+            z = -0.3 * L + i * 0.25 * L
+            w = 0.8 * (0.06 + (B - 0.06) * 0.72) * (1.0 if z < 0.1 else 0.75)
+            a.add("seat", P.box((w, t, 0.06), (0, D * 0.72, z)))
+        if a.flag(rng, "outboard", 0.4):
+            a.add("engine", P.box((0.06, D * 1.2, 0.05), (0, D * 0.8, -L / 2 - 0.015)))
+    else:
+        B = a.uniform(rng, "beam", 0.09, 0.14)
+        D = a.uniform(rng, "depth", 0.045, 0.07)
+        hull = _pointed_hull(L, B, D, 0.01, deck=a.uniform(rng, "deck_height", 0.015, 0.035))
+        zc = a.uniform(rng, "cockpit_position", -0.12, 0.05)
+        cockpit = P.ellipsoid((0, D + 0.035, zc), (B * 0.3, 0.03, 0.13), 16)
+        a.add("hull", hull - cockpit)
+        # an elliptic rim around the cockpit
+        rx, rz, w = B * 0.3, 0.13, max(0.06 * B, 0.6 * t)
+        y_rim = D + a.params["deck_height"] * 0.6
+        outer = P.cylinder((0, 0, 0), (0, 0.02, 0), rx + w, segments=24)
+        inner = P.cylinder((0, -0.01, 0), (0, 0.03, 0), rx, segments=24)
+        ring = (outer - inner).scale((1.0, 1.0, (rz + w) / (rx + w)))
+        a.add("coaming", ring.translate((0.0, y_rim - 0.01, zc)))
+    return a
+
+
 def watercraft(rng: np.random.Generator) -> Assembly:
     """Watercraft: sailboat (one or two sails, fin keel), motorboat (cabin, optional
-    flybridge, outboard), ship (cargo with containers, or liner with decks and funnels), or
-    submarine."""
+    flybridge, outboard), ship (cargo with containers, or liner with decks and funnels),
+    submarine, or small boat (canoe, rowboat, kayak)."""
     a = Assembly("watercraft")
-    kind = a.choose(rng, ["sailboat", "motorboat", "ship", "submarine"], p=[0.28, 0.28, 0.3, 0.14])
+    kind = a.choose(
+        rng,
+        ["sailboat", "motorboat", "ship", "submarine", "small-boat"],
+        p=[0.25, 0.25, 0.27, 0.1, 0.13],
+    )
+    if kind == "small-boat":
+        return _small_boat(a, rng)
     L = 1.0
     if kind == "sailboat":
         B = a.uniform(rng, "beam", 0.25, 0.34)
