@@ -2,7 +2,12 @@
 
 Handlers stay short: parse the inputs, call `svr.inference`, format the result, turn
 known errors into `gr.Error`. The named API endpoint `/reconstruct` takes
-(image file, method name) and returns the GLB.
+(image file, method name) and returns (the GLB, its report: `svr.report.MethodReport`
+as a dict, with the predicted class, its probability and the camera estimate).
+
+The viewer opens from the photo's viewpoint: the method's estimated azimuth and elevation
+become gr.Model3D's `camera_position` (`svr.viewpoint.viewer_camera`; the viewer's default
+view without an estimate), while the mesh and every download stay in the object frame.
 """
 
 from __future__ import annotations
@@ -37,7 +42,15 @@ from svr.preprocess import (
     image_from_data_url,
     image_size,
 )
+from svr.presentation import (
+    camera_cell,
+    methods_markdown,
+    recognition_markdown,
+    stats_markdown,
+)
+from svr.report import MethodReport
 from svr.settings import REPO_ROOT, Settings
+from svr.viewpoint import viewer_camera
 
 __all__ = [
     "DemoContext",
@@ -173,43 +186,6 @@ def _thumb(rgba: np.ndarray, side: int = 256) -> np.ndarray:
     return np.asarray(img)
 
 
-def _stats_markdown(rec: Reconstruction) -> str:
-    stages = " | ".join(f"{k}: {1000 * v:.0f} ms" for k, v in rec.timings.items())
-    geometry = (
-        f"{rec.n_faces:,} faces, {rec.n_vertices:,} vertices"
-        if rec.mesh is not None
-        else f"{rec.n_vertices:,} points (point cloud)"
-    )
-    notes = "; ".join(rec.input.notes)
-    return (
-        f"**{rec.method}**: {geometry}; total {1000 * rec.total_seconds:.0f} ms ({stages}).  \n"
-        f"Input: {notes}.  \n"
-        "Orientation of the viewer and every download: +y up, the object's front towards +z, "
-        "unit cube [-0.5, 0.5]^3."
-    )
-
-
-def _recognition_markdown(rec: Reconstruction) -> str:
-    info = rec.prediction.info or {}
-    if not info:
-        return f"{rec.method} reports nothing about what it recognised."
-    lines = [f"{rec.method} reports:"] + [f"- **{k}**: {_short(v)}" for k, v in info.items()]
-    return "\n".join(lines)
-
-
-def _short(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    if isinstance(value, dict):
-        items = sorted(
-            value.items(), key=lambda kv: -kv[1] if isinstance(kv[1], int | float) else 0
-        )[:5]
-        return ", ".join(f"{k}: {_short(v)}" for k, v in items)
-    if isinstance(value, list | tuple):
-        return ", ".join(_short(v) for v in list(value)[:5]) + (" ..." if len(value) > 5 else "")
-    return str(value)
-
-
 _NO_GT = (
     "Shown when the input is one of the benchmark *validation* examples: the result is scored "
     "against that shape's ground truth (F@1%, IoU) with a precision/recall view. The test "
@@ -221,6 +197,33 @@ def _error(exc: Exception) -> gr.Error:
     return gr.Error(str(exc))
 
 
+def _after_models_load(selector: str, settle_ms: int = 2000) -> str:
+    """Browser-side step that waits until every gr.Model3D under `selector` has fetched its
+    model, then `settle_ms` more, and passes its inputs on.
+
+    gradio 6.31's Model3D applies `camera_position` when a model finishes loading, but its
+    Babylon viewer then animates the camera to its own default view (about 1 s, started
+    when the model is added to the scene), so the first camera is lost. The step that
+    follows sends the camera again once that animation is over."""
+    return f"""(...args) => new Promise((done) => {{
+  const start = performance.now();
+  const poll = () => {{
+    const links = [...document.querySelectorAll('{selector} a[data-testid="model3d-download-link"]')];
+    const loaded = links.every((a) => !a.href || performance.getEntriesByName(a.href).length > 0);
+    if (loaded || performance.now() - start > 20000) setTimeout(() => done(args), {settle_ms});
+    else setTimeout(poll, 100);
+  }};
+  poll();
+}})"""
+
+
+def _camera_again(camera: tuple[float, float, float | None]) -> gr.Model3D:
+    """A Model3D update that re-sends `camera`, nudged by 0.001 degree so that it differs
+    from the value sent with the model (the viewer only acts on a change)."""
+    alpha, beta, radius = camera
+    return gr.Model3D(camera_position=(round(alpha + 0.001, 4), beta, radius))
+
+
 # ---------------------------------------------------------------- tabs
 
 
@@ -228,7 +231,8 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
     """The Reconstruct tab; call inside an open `gr.Tabs()`."""
     methods = ctx.reconstructor.store.methods()
     choices = [(m.label, m.name) for m in methods]
-    default = next((m.name for m in methods if m.has_weights), methods[0].name if methods else None)
+    default = ctx.reconstructor.store.default_method(methods)  # svr.store.DEFAULT_METHOD
+    kinds = {m.name: m.kind for m in methods}
     with gr.Tab("Reconstruct"):
         status = gr.Markdown(ctx.status_line, elem_id="prep-status")  # evaluated per page load
         with gr.Row():
@@ -252,7 +256,14 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
                 method = gr.Dropdown(
                     choices=choices, value=default, label="Method", elem_id="method"
                 )
-                gr.Markdown(_methods_markdown(methods))
+                color = gr.Checkbox(
+                    value=True,
+                    label="Colour the shape from the photo",
+                    info="the photo's colours on the side its estimated camera saw, grey "
+                    "elsewhere; the GLB, OBJ and PLY downloads carry the same colours",
+                    elem_id="color",
+                )
+                gr.Markdown(methods_markdown(methods))
                 with gr.Row():
                     run = gr.Button("Reconstruct", variant="primary", elem_id="run")
                     run_all = gr.Button("Compare all methods", elem_id="run-all")
@@ -266,14 +277,15 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
                         height=220,
                     )
                 viewer = gr.Model3D(
-                    label="Reconstruction (drag to rotate)",
+                    label="Reconstruction, seen from the photo's estimated viewpoint (drag to rotate)",
                     height=380,
                     elem_id="viewer",
                     clear_color=(0.96, 0.96, 0.96, 1.0),
                 )
                 stats = gr.Markdown(elem_id="stats")
                 downloads = gr.File(
-                    label="Downloads: GLB, OBJ, PLY, STL, occupancy .npy and .binvox",
+                    label="Downloads: GLB, OBJ, PLY (coloured as shown), STL, occupancy .npy "
+                    "and .binvox",
                     file_count="multiple",
                     interactive=False,
                 )
@@ -288,7 +300,9 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
                 with gr.Accordion("Ground truth (benchmark validation examples only)", open=True):
                     gt_text = gr.Markdown(_NO_GT)
                     gt_view = gr.Model3D(
-                        label="Ground truth (same orientation as the output)", height=300
+                        label="Ground truth (same object frame, seen from the same viewpoint)",
+                        height=300,
+                        elem_id="gt-viewer",
                     )
                     gt_plot = gr.Image(
                         label="Precision / recall at 1%: points coloured by distance to the other surface",
@@ -296,12 +310,18 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
                     )
         with gr.Accordion("Compare all methods", open=True):
             compare_text = gr.Markdown(
-                "Click *Compare all methods* to run every method on the input."
+                "Click *Compare all methods* to run every method on the input.",
+                elem_id="compare-table",
             )
-            with gr.Row():
-                compare_views = [gr.Model3D(label=m.name, height=260) for m in methods]
+            with gr.Row(elem_id="compare-views"):
+                compare_views = [
+                    gr.Model3D(label=m.name, height=260, elem_id=f"compare-{m.name}")
+                    for m in methods
+                ]
         last = gr.State(None)
+        compare_cameras = gr.State([])  # viewer camera per compare view (None: empty view)
         api_glb = gr.File(visible=False)
+        api_report = gr.JSON(visible=False)
         api_button = gr.Button(visible=False)
         # every component must be created inside the Tab: one made directly in the
         # enclosing gr.Tabs() scrambles the tab labels in the browser
@@ -309,14 +329,14 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
         # poll while preparation may run (it starts after the UI is built); stops when done
         timer = gr.Timer(1.0, active=ctx.preparation is not None)
 
-    def do_reconstruct(path, name, fg_ratio, request: gr.Request):
+    def do_reconstruct(path, name, fg_ratio, colored, request: gr.Request):
         if not path:
             raise gr.Error("Upload, paste or capture an image first, or click an example.")
         if not name:
             raise gr.Error("Choose a method.")
         session = request.session_hash if request is not None else None
         try:
-            rec = ctx.reconstructor.run(path, name, fg_ratio, session=session)
+            rec = ctx.reconstructor.run(path, name, fg_ratio, session=session, color=colored)
             prepared = rec.input
             gt = None
             if rec.item_id is not None:
@@ -334,15 +354,16 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
                 f"(precision {gt.precision:.3f}, recall {gt.recall:.3f}), **IoU@32 = {iou}**."
             )
             gt_glb, gt_png = str(gt.gt_glb), str(gt.figure)
+        camera = viewer_camera(rec.estimate)
         return (
             _thumb(prepared.original),
             _thumb(prepared.image),
-            str(rec.files.glb),
+            gr.Model3D(value=str(rec.files.glb), camera_position=camera),
             [str(p) for p in rec.files.downloads()],
-            _stats_markdown(rec),
-            _recognition_markdown(rec) + "\n\n*Asking the recognition baselines...*",
+            stats_markdown(rec),
+            recognition_markdown(rec) + "\n\n*Asking the recognition baselines...*",
             gt_md,
-            gt_glb,
+            gr.Model3D(value=gt_glb, camera_position=camera),
             gt_png,
             rec,
         )
@@ -354,8 +375,8 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
             shapes = recognise(ctx.reconstructor.store, rec)
         except Exception as exc:  # noqa: BLE001 - an explanation panel must not break the result
             logger.exception("recognition failed")
-            return _recognition_markdown(rec) + f"\n\nThe recognition baselines failed: {exc}", []
-        lines = [_recognition_markdown(rec), ""]
+            return recognition_markdown(rec) + f"\n\nThe recognition baselines failed: {exc}", []
+        lines = [recognition_markdown(rec), ""]
         if not shapes:
             lines.append(
                 "No recognition baseline has weights yet, so there is nothing to compare with."
@@ -366,6 +387,13 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
             )
         gallery = [(sh.render, f"{sh.key} (F@1% {sh.fscore:.2f})") for sh in shapes]
         return "\n".join(lines), gallery
+
+    def camera_again(rec: Reconstruction | None):
+        """The viewers' camera again, after the viewer's own opening animation."""
+        if rec is None:
+            return gr.skip(), gr.skip()
+        update = _camera_again(viewer_camera(rec.estimate))
+        return update, (update if rec.item_id is not None else gr.skip())
 
     outputs = [
         before,
@@ -381,7 +409,7 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
     ]
     run.click(
         do_reconstruct,
-        inputs=[image, method, ratio],
+        inputs=[image, method, ratio, color],
         outputs=outputs,
         api_visibility="undocumented",
         api_name="reconstruct_ui",
@@ -392,9 +420,49 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
         outputs=[recognised, recognised_gallery],
         api_visibility="private",
         concurrency_id="reconstruct",
+    ).then(
+        camera_again,
+        inputs=[last],
+        outputs=[viewer, gt_view],
+        js=_after_models_load("#viewer"),
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
     )
 
-    def do_compare(path, fg_ratio, request: gr.Request):
+    def do_recolor(colored, rec: Reconstruction | None, request: gr.Request):
+        """Export the last result again with or without colours (the network does not rerun)."""
+        if rec is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        session = request.session_hash if request is not None else None
+        try:
+            rec = ctx.reconstructor.recolor(rec, colored, session=session)
+        except _USER_ERRORS as exc:
+            raise _error(exc) from None
+        return (
+            gr.Model3D(value=str(rec.files.glb), camera_position=viewer_camera(rec.estimate)),
+            [str(p) for p in rec.files.downloads()],
+            stats_markdown(rec),
+            rec,
+        )
+
+    color.input(
+        do_recolor,
+        inputs=[color, last],
+        outputs=[viewer, downloads, stats, last],
+        api_visibility="private",
+        concurrency_id="reconstruct",
+    ).then(
+        lambda rec: camera_again(rec)[0],
+        inputs=[last],
+        outputs=[viewer],
+        js=_after_models_load("#viewer"),
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
+    )
+
+    def do_compare(path, fg_ratio, colored, request: gr.Request):
         if not path:
             raise gr.Error("Upload, paste or capture an image first, or click an example.")
         session = request.session_hash if request is not None else None
@@ -402,14 +470,17 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
             prepared, item_id = ctx.reconstructor.prepare_input(path, fg_ratio)
         except _USER_ERRORS as exc:
             raise _error(exc) from None
-        head = "| method | kind | faces | vertices | time (ms) |"
+        head = "| method | kind | class (p) | camera (az, el) | faces | vertices | time (ms) |"
         if item_id is not None:
             head += " F@1% | IoU@32 |"
         rows = [head, "|" + "---|" * (head.count("|") - 1)]
-        files: list[str | None] = []
+        views: list[gr.Model3D] = []
+        cameras: list[tuple[float, float, float | None] | None] = []
         for m in methods:
             try:
-                rec = ctx.reconstructor.run(prepared, m.name, session=session, item_id=item_id)
+                rec = ctx.reconstructor.run(
+                    prepared, m.name, session=session, item_id=item_id, color=colored
+                )
                 scores = ""
                 if item_id is not None:
                     f1, iou = ground_truth_scores(
@@ -419,46 +490,74 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
             except (ModelUnavailable, ReconstructionError) as exc:
                 short = "no weights yet" if isinstance(exc, ModelUnavailable) else str(exc)
                 rows.append(
-                    f"| {m.name} | {m.kind} | - | - | {short} |" + (" - | - |" if item_id else "")
+                    f"| {m.name} | {m.kind} | - | - | - | - | {short} |"
+                    + (" - | - |" if item_id else "")
                 )
-                files.append(None)
+                views.append(gr.Model3D(value=None))
+                cameras.append(None)
                 continue
             rows.append(
-                f"| {m.name} | {m.kind} | {rec.n_faces:,} | {rec.n_vertices:,} | "
-                f"{1000 * rec.total_seconds:.0f} |{scores}"
+                f"| {m.name} | {m.kind} | {rec.estimate.class_text()} | {camera_cell(rec)} | "
+                f"{rec.n_faces:,} | {rec.n_vertices:,} | {1000 * rec.total_seconds:.0f} |{scores}"
             )
-            files.append(str(rec.files.glb))
+            cameras.append(viewer_camera(rec.estimate))
+            views.append(gr.Model3D(value=str(rec.files.glb), camera_position=cameras[-1]))
         note = (
             f"\n\nScored against the ground truth of `{item_id}` (validation split)."
             if item_id
             else ""
         )
-        return ["\n".join(rows) + note, *files]
+        note += (
+            "\n\nEach view opens from its method's camera estimate (the default front view "
+            "where a method has none)."
+        )
+        return ["\n".join(rows) + note, *views, cameras]
+
+    def compare_cameras_again(cameras: list):
+        """Each compare view's camera again, after the viewers' opening animations."""
+        return [gr.skip() if c is None else _camera_again(tuple(c)) for c in cameras] + [
+            gr.skip()
+        ] * (len(compare_views) - len(cameras))
 
     run_all.click(
         do_compare,
-        inputs=[image, ratio],
-        outputs=[compare_text, *compare_views],
+        inputs=[image, ratio, color],
+        outputs=[compare_text, *compare_views, compare_cameras],
         api_visibility="undocumented",
         api_name="compare_all",
         concurrency_id="reconstruct",
+    ).then(
+        compare_cameras_again,
+        inputs=[compare_cameras],
+        outputs=compare_views,
+        js=_after_models_load("#compare-views"),
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
     )
 
     def api_reconstruct(path, name, request: gr.Request):
-        """Reconstruct an image with one method; returns the GLB (+y up, front towards +z)."""
+        """Reconstruct an image with one method (default: the demo's default method).
+
+        Returns (the GLB: +y up, front towards +z, unit cube, coloured from the photo where
+        the estimated camera sees it; the report: method, kind, predicted_class,
+        class_probability, azimuth and elevation in degrees (null without a camera estimate),
+        colored, colored_share, files, error)."""
         if not path:
             raise gr.Error("no image given")
         session = request.session_hash if request is not None else None
+        name = name or default or ""
         try:
-            rec = ctx.reconstructor.run(path, name or default or "", session=session)
+            rec = ctx.reconstructor.run(path, name, session=session)
         except _USER_ERRORS as exc:
             raise _error(exc) from None
-        return str(rec.files.glb)
+        report = MethodReport.from_reconstruction(rec, kinds.get(name), names_only=True)
+        return str(rec.files.glb), report.to_dict()
 
     api_button.click(
         api_reconstruct,
         inputs=[image, method],
-        outputs=[api_glb],
+        outputs=[api_glb, api_report],
         api_name="reconstruct",
         concurrency_id="reconstruct",
     )
@@ -491,12 +590,6 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
                 ),
                 examples_per_page=12,
             )
-
-
-def _methods_markdown(methods) -> str:
-    if not methods:
-        return "No reconstruction methods are registered."
-    return "\n".join(f"- {m.line}" for m in methods)
 
 
 ABOUT = """

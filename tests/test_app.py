@@ -14,6 +14,7 @@ from app_helpers import launch_in_process, shared_tiny_weights, tiny_app_setting
 from PIL import Image
 
 from svr.data.layout import Benchmark
+from svr.export import MESH_GREY
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -44,7 +45,7 @@ def _val_view(bench_dir: Path) -> Path:
 
 
 def test_reconstruct_endpoint_returns_a_glb(client, tiny_benchmark):
-    glb = client.predict(
+    glb, _report = client.predict(
         gradio_client.handle_file(str(_val_view(tiny_benchmark))),
         "retrieval",
         api_name="/reconstruct",
@@ -75,7 +76,7 @@ def test_bad_files_get_clear_errors_and_the_server_keeps_serving(client, tiny_be
             api_name="/reconstruct",
         )
     # still serving
-    glb = client.predict(
+    glb, _report = client.predict(
         gradio_client.handle_file(str(_val_view(tiny_benchmark))),
         "clustering",
         api_name="/reconstruct",
@@ -92,7 +93,7 @@ def test_a_photo_without_alpha_is_reconstructed(client, tmp_path):
     img += rng.normal(0, 2, img.shape)
     path = tmp_path / "photo.jpg"
     Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path, quality=92)
-    glb = client.predict(
+    glb, _report = client.predict(
         gradio_client.handle_file(str(path)), "clustering", api_name="/reconstruct"
     )
     assert Path(glb).is_file()
@@ -148,3 +149,100 @@ def test_the_app_serves_the_test_inputs_and_nothing_of_the_ground_truth(server, 
     assert sorted(items) == sorted(it.item_id for it in bench.items("test"))
     assert all(n.endswith((".png", ".json", ".txt")) for n in names)
     assert not [n for n in names if n.startswith("views/") and not n.endswith(".png")]
+
+
+# ---- what the API reports: class, camera and files, beside the GLB --------------------------
+
+
+def test_reconstruct_endpoint_reports_class_camera_and_files(client, tiny_benchmark):
+    from svr.classes import CLASS_NAMES
+
+    glb, report = client.predict(
+        gradio_client.handle_file(str(_val_view(tiny_benchmark))), "voxel", api_name="/reconstruct"
+    )
+    assert set(report) == {
+        "method", "kind", "predicted_class", "class_probability", "azimuth", "elevation",
+        "colored", "colored_share", "files", "error",
+    }  # fmt: skip
+    assert report["method"] == "voxel" and report["kind"] == "encoder-decoder"
+    assert report["predicted_class"] in CLASS_NAMES and 0 <= report["class_probability"] <= 1
+    assert 0 <= report["azimuth"] < 360 and -20 <= report["elevation"] <= 50  # untrained heads
+    assert report["files"]["glb"] == Path(glb).name and report["error"] is None
+    assert set(report["files"]) == {"glb", "obj", "ply", "stl", "npy", "binvox"}
+    assert report["colored"] is True and 0 < report["colored_share"] < 1
+    assert len(_colors(glb)) > 2  # coloured from the photo, as the viewer shows it
+
+
+def _colors(glb: str) -> set[tuple[int, ...]]:
+    """The distinct RGBA colours of a GLB's vertices."""
+    mesh = trimesh.load(glb, force="mesh", process=False)
+    assert len(mesh.faces) > 0
+    return {tuple(int(v) for v in c) for c in np.asarray(mesh.visual.vertex_colors)}
+
+
+def test_named_endpoint_returns_the_glb_and_the_report(client):
+    api = client.view_api(return_format="dict", print_info=False)
+    returns = api["named_endpoints"]["/reconstruct"]["returns"]
+    assert [r["component"] for r in returns] == ["File", "Json"]
+
+
+@pytest.fixture(scope="module")
+def pinned_client(tmp_path_factory, tiny_benchmark):
+    """A client of an app whose voxel heads always answer chair, azimuth 90, elevation 22.5
+    and whose retrieval weights have no heads (as the shipped ones)."""
+    from view_weights import pinned_weights
+
+    import app
+
+    weights = pinned_weights(tmp_path_factory, tiny_benchmark)
+    settings = tiny_app_settings(tmp_path_factory.mktemp("pinned_app"), tiny_benchmark, weights)
+    demo = app.build_app(settings)
+    yield gradio_client.Client(launch_in_process(demo, settings), verbose=False)
+    demo.close()
+
+
+def test_the_report_carries_the_heads_answer_or_says_there_is_no_camera(
+    pinned_client, tiny_benchmark
+):
+    from view_weights import PINNED
+
+    image = gradio_client.handle_file(str(_val_view(tiny_benchmark)))
+    glb, report = pinned_client.predict(image, "voxel", api_name="/reconstruct")
+    assert {k: report[k] for k in PINNED} == PINNED
+    assert report["class_probability"] == pytest.approx(1.0, abs=1e-3)
+    assert report["colored"] is True
+    glb, report = pinned_client.predict(image, "retrieval", api_name="/reconstruct")
+    assert report["azimuth"] is None and report["elevation"] is None  # weights without heads
+    assert report["predicted_class"] is not None  # retrieval reports its answer's class
+    assert report["colored"] is False and report["colored_share"] is None
+    assert _colors(glb) == {MESH_GREY}  # grey: no camera to project the photo with
+
+
+def test_compare_all_lists_class_and_camera_for_every_method(pinned_client, tiny_benchmark):
+    image = gradio_client.handle_file(str(_val_view(tiny_benchmark)))
+    table, *views = pinned_client.predict(image, 0.67, True, api_name="/compare_all")
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.count("|") > 5}
+    assert "class (p)" in rows["method"] and "camera (az, el)" in rows["method"]
+    assert "| chair (p = 1.00) | 90°, 22° |" in rows["voxel"]
+    assert "| none |" in rows["retrieval"]  # no camera heads
+    assert "| none |" not in rows["clustering"]  # its (untrained) heads give a camera
+    assert "no weights yet" in rows["occupancy"]
+    # each view opens from its method's camera: gr.Model3D(camera_position=(alpha, beta,
+    # radius)), alpha = 90 - azimuth, beta = 90 - elevation (svr.viewpoint)
+    names = ["clustering", "retrieval", "voxel", "occupancy", "atlas"]
+    by_method = dict(zip(names, views, strict=True))
+    assert by_method["voxel"]["camera_position"] == [0.0, 67.5, 2.1]
+    assert by_method["retrieval"]["camera_position"] == [90.0, 75.0, None]  # viewer's default
+    assert all(by_method[m]["value"].endswith(".glb") for m in ("clustering", "retrieval", "voxel"))
+    assert by_method["occupancy"]["value"] is None
+
+
+def test_the_demo_opens_its_viewers_from_the_estimated_camera(pinned_client, tiny_benchmark):
+    image = gradio_client.handle_file(str(_val_view(tiny_benchmark)))
+    out = pinned_client.predict(image, "voxel", 0.67, True, api_name="/reconstruct_ui")
+    viewer, stats = out[2], out[4]
+    assert viewer["camera_position"] == [0.0, 67.5, 2.1] and viewer["value"].endswith(".glb")
+    assert "azimuth 90°, elevation 22°" in stats and "coloured from the photo" in stats
+    out = pinned_client.predict(image, "retrieval", 0.67, True, api_name="/reconstruct_ui")
+    assert out[2]["camera_position"] == [90.0, 75.0, None]
+    assert "default front view" in out[4] and "no camera estimate" in out[4]
