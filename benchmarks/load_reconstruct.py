@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         latencies, failures = [], []
         for submitted, job in jobs:
             try:
-                result = job.result(timeout=max(1.0, args.timeout - (time.time() - start)))
+                # /reconstruct returns (GLB, report)
+                result, _report = job.result(timeout=max(1.0, args.timeout - (time.time() - start)))
                 if not Path(result).is_file():
                     raise RuntimeError(f"no file at {result}")
                 latencies.append(time.time() - submitted)
