@@ -34,6 +34,7 @@ class, its three most common real shapes, and the nearest procedural shape of ea
 after.
 
     python benchmarks/real_shapes_survey.py --out /tmp/survey-after --before /tmp/survey-before
+    python benchmarks/real_shapes_survey.py --out /tmp/iou --preset-iou default  # ~3 min
 
 About 3-5 minutes on 2 cores with the default 100 procedural shapes per class.
 """
@@ -462,6 +463,12 @@ def compare(
         print(f"  {c:12s} {b:.2f} -> {a:.2f}  {mb:.2f} -> {ma:.2f}")
     per_row = 3
     width = 3 * per_row * TILE
+
+    def real_tile(i: int) -> np.ndarray:
+        if i not in real_tiles:
+            real_tiles[i] = tile(real_mesh(real[i].grid), f"#{real[i].cluster}")
+        return real_tiles[i]
+
     blocks = [
         text_tile(
             [
@@ -479,16 +486,82 @@ def compare(
         idx = sorted(
             (i for i, r in enumerate(real) if r.class_name == c), key=lambda i: -real[i].images
         )[:per_row]
-        row = [real_tiles[i] for i in idx]
+        row = [real_tile(i) for i in idx]
         row += [tiles_before[real[i].cluster] for i in idx]
         row += [nn_after[i] for i in idx]
         b, a = before["nn_accuracy_per_class"][c], after["nn_accuracy_per_class"][c]
         blocks.append(text_tile([f"{c}   right class {b:.0%} -> {a:.0%}"], width))
         blocks.append(grid_image([row], 3 * per_row))
+    # the real shapes whose nearest class the change fixed or broke, most common first, one
+    # per class (fixed: up to 6 classes, broken: up to 3)
+    cls_before = {r["cluster"]: r["nearest"][0]["class"] for r in before["real"]}
+    cls_after = {r["cluster"]: r["nearest"][0]["class"] for r in after["real"]}
+    order = sorted(range(len(real)), key=lambda i: -real[i].images)
+    for label, changed, limit in (
+        ("fixed", lambda r: cls_before[r.cluster] != r.class_name == cls_after[r.cluster], 6),
+        ("broken", lambda r: cls_before[r.cluster] == r.class_name != cls_after[r.cluster], 3),
+    ):
+        hits = [i for i in order if changed(real[i])]
+        picked, seen = [], set()
+        for i in hits:
+            if real[i].class_name not in seen:
+                picked.append(i)
+                seen.add(real[i].class_name)
+        picked = picked[:limit]
+        print(f"  {label}: {len(hits)} real shapes")
+        if not picked:
+            continue
+        names = ", ".join(real[i].class_name for i in picked)
+        blocks.append(
+            text_tile([f"{label} by the change: {len(hits)} real shapes; shown ({names}):"], width)
+        )
+        for start in range(0, len(picked), per_row):
+            idx = picked[start : start + per_row]
+            row = [real_tile(i) for i in idx]
+            row += [tiles_before[real[i].cluster] for i in idx]
+            row += [nn_after[i] for i in idx]
+            # keep the before / after columns aligned when a row is short
+            blank = np.full((TILE, TILE, 3), 255, np.uint8)
+            pad = per_row - len(idx)
+            row = (
+                row[: len(idx)]
+                + [blank] * pad
+                + row[len(idx) : 2 * len(idx)]
+                + [blank] * pad
+                + row[2 * len(idx) :]
+            )
+            blocks.append(grid_image([row], 3 * per_row))
     img = Image.fromarray(np.concatenate(blocks)).convert("P", palette=Image.ADAPTIVE, colors=64)
     figure.parent.mkdir(parents=True, exist_ok=True)
     img.save(figure, optimize=True)
     print(f"figure: {figure} ({figure.stat().st_size / 1024:.0f} KB)")
+
+
+def preset_iou(preset: str, seed: int) -> dict[str, tuple[float, float]]:
+    """Per class (IoU in, IoU out) of a preset's training split, as `python -m svr.data stats`
+    computes them (32^3 grids of the object-frame meshes), without building the benchmark:
+    the same plan of shape seeds (`svr.data.build.plan_shapes`), the same voxelisation."""
+    from svr.data.build import plan_shapes
+    from svr.data.stats import pairwise_iou
+
+    tasks = [t for t in plan_shapes(preset, seed) if t.split == "train"]
+    grids = np.zeros((len(tasks), 32**3), dtype=bool)
+    labels = np.array([CLASS_NAMES.index(t.class_name) for t in tasks])
+    for i, t in enumerate(tasks):
+        m = generate_shape(t.class_name, t.seed).mesh
+        grids[i] = voxelize_mesh(m.vertices, m.faces, 32).ravel()
+    iou = pairwise_iou(grids)
+    out = {}
+    print(f"\n{preset} preset (seed {seed}), training split: mean pairwise 32^3 IoU")
+    print(f"{'class':12s} {'shapes':>6s} {'IoU in':>7s} {'IoU out':>8s}")
+    for k, c in enumerate(CLASS_NAMES):
+        mine = labels == k
+        block = iou[np.ix_(mine, mine)]
+        within = float(block[np.triu_indices(int(mine.sum()), 1)].mean())
+        between = float(iou[np.ix_(mine, ~mine)].mean())
+        out[c] = (within, between)
+        print(f"{c:12s} {int(mine.sum()):6d} {within:7.3f} {between:8.3f}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -502,8 +575,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figure-columns", type=int, default=8)
     parser.add_argument("--before", help="--out folder of a run on the previous generator")
     parser.add_argument("--figure", default="assets/real_vs_procedural.png")
+    parser.add_argument(
+        "--preset-iou",
+        metavar="PRESET",
+        help="instead: IoU in / out of PRESET's training split (seed --seed), without a build",
+    )
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.preset_iou:
+        result = preset_iou(args.preset_iou, args.seed)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"iou_{args.preset_iou}.json").write_text(json.dumps(result, indent=1))
+        return 0
     survey(args)
     return 0
 
