@@ -17,8 +17,8 @@ Groups of features (`FEATURE_GROUPS`):
   thirds of the height (a table: small, small, 1; a cabinet: 1, 1, 1).
 - thickness: 25th, 50th and 90th percentiles of the local thickness (twice the distance
   to the nearest empty voxel) over the occupied voxels.
-- silhouettes: fill (area / bounding rectangle) and compactness (16 area / perimeter^2, 1 for a square)
-  of the top, front and side projections.
+- silhouettes: fill (area / bounding rectangle) and compactness (16 area / perimeter^2,
+  1 for a square) of the top, front and side projections.
 
 `connected_components` (at 32^3) is reported beside the descriptor, not inside it: mean
 shapes break into fragments that a single generated solid never has.
