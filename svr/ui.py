@@ -43,6 +43,8 @@ from svr.preprocess import (
     image_size,
 )
 from svr.presentation import (
+    ABOUT,
+    after_models_load,
     camera_cell,
     methods_markdown,
     recognition_markdown,
@@ -195,26 +197,6 @@ _NO_GT = (
 
 def _error(exc: Exception) -> gr.Error:
     return gr.Error(str(exc))
-
-
-def _after_models_load(selector: str, settle_ms: int = 2000) -> str:
-    """Browser-side step that waits until every gr.Model3D under `selector` has fetched its
-    model, then `settle_ms` more, and passes its inputs on.
-
-    gradio 6.31's Model3D applies `camera_position` when a model finishes loading, but its
-    Babylon viewer then animates the camera to its own default view (about 1 s, started
-    when the model is added to the scene), so the first camera is lost. The step that
-    follows sends the camera again once that animation is over."""
-    return f"""(...args) => new Promise((done) => {{
-  const start = performance.now();
-  const poll = () => {{
-    const links = [...document.querySelectorAll('{selector} a[data-testid="model3d-download-link"]')];
-    const loaded = links.every((a) => !a.href || performance.getEntriesByName(a.href).length > 0);
-    if (loaded || performance.now() - start > 20000) setTimeout(() => done(args), {settle_ms});
-    else setTimeout(poll, 100);
-  }};
-  poll();
-}})"""
 
 
 def _camera_again(camera: tuple[float, float, float | None]) -> gr.Model3D:
@@ -424,7 +406,7 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
         camera_again,
         inputs=[last],
         outputs=[viewer, gt_view],
-        js=_after_models_load("#viewer"),
+        js=after_models_load("#viewer"),
         api_visibility="private",
         queue=False,
         show_progress="hidden",
@@ -456,7 +438,7 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
         lambda rec: camera_again(rec)[0],
         inputs=[last],
         outputs=[viewer],
-        js=_after_models_load("#viewer"),
+        js=after_models_load("#viewer"),
         api_visibility="private",
         queue=False,
         show_progress="hidden",
@@ -530,7 +512,7 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
         compare_cameras_again,
         inputs=[compare_cameras],
         outputs=compare_views,
-        js=_after_models_load("#compare-views"),
+        js=after_models_load("#compare-views"),
         api_visibility="private",
         queue=False,
         show_progress="hidden",
@@ -590,74 +572,6 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
                 ),
                 examples_per_page=12,
             )
-
-
-ABOUT = """
-## What this is
-
-A demo, benchmark and leaderboard around **"What Do Single-view 3D Reconstruction Networks
-Learn?"** (Tatarchenko, Richter, Ranftl, Li, Koltun, Brox, CVPR 2019). The paper asks whether
-networks that turn one image into a 3D shape *reconstruct* it (use shading, texture,
-perspective and silhouette) or *recognise* it (classify the object and emit a typical shape
-of that kind), and finds that on ShapeNet they behave like recognition: simple recognition
-baselines (clustering and retrieval) match the encoder-decoders, and an oracle nearest
-neighbour from the training set beats them all.
-
-## What the shipped methods show on the embedded benchmark
-
-On the `default` benchmark's 3,250 test items (F@1%, mean of class means): oracle nearest
-neighbour 0.491, occupancy network 0.341, retrieval 0.315, AtlasNet-style patches 0.300,
-clustering 0.267, voxel decoder 0.233, mean shape 0.196. The voxel decoder falls below both
-recognition baselines, the patch decoder is statistically indistinguishable from retrieval
-(paired Wilcoxon p = 0.31), and the occupancy network, trained longest, passes retrieval by
-0.026, about half the gap between the two baselines. The Leaderboard tab recomputes these
-tests (Kolmogorov-Smirnov and paired Wilcoxon) for every entry.
-
-## The benchmark
-
-13 classes (the 3D-R2N2 subset: airplane, bench, cabinet, car, chair, display, lamp,
-loudspeaker, rifle, sofa, table, telephone, watercraft). The embedded default is a
-procedurally generated set built on first start: watertight part-based shapes, each rendered
-from 5 random views (137x137 RGBA, part-coloured, Lambertian shading). Shapes are normalised
-so that the bounding box is centred at the origin and its longest side is 1 (the unit cube
-[-0.5, 0.5]^3, +y up, front towards +z). Splits: train / val / test; the test split's
-ground truth stays on the server and is never shown in this app (validation examples are
-used for ground-truth comparisons).
-
-## Metrics (exact definitions)
-
-- **Distance** between points p and q: Euclidean, sqrt((px-qx)^2 + (py-qy)^2 + (pz-qz)^2),
-  in unit-cube units (the cube's side is 1).
-- **F-score at d** (headline d = 0.01, 1% of the side): precision = share of points sampled
-  on the output whose nearest ground-truth point is closer than d; recall = share of
-  ground-truth points whose nearest output point is closer than d;
-  F = 2PR / (P + R), and 0 when P + R = 0. Also reported at 1/200, 1/50, 1/20, 1/10, 1/5.
-- **IoU** of voxel grids at 32^3 (and 128^3): |A and B| / |A or B|, a voxel is occupied where
-  the value is >= the threshold (0.5).
-- **Chamfer-L1**: 0.5 x (mean distance output -> GT + mean distance GT -> output).
-- Grids are turned into surfaces by marching cubes before sampling; meshes are voxelised for
-  IoU. An empty output scores 0 on F-score and IoU.
-
-## Submission archive
-
-One file: a .zip, .tar or .tar.gz/.tgz holding a `submission.json` manifest (method name,
-representation, frame, ...) and one prediction per test item named after its item id,
-`<class>/<shape id>/<view>.<ext>`; or a single .npz whose keys are the item ids. Item formats:
-a voxel grid (.npy / .npz bool, integer or float (R, R, R), axes (x, y, z), occupied where
->= 0.5; or .binvox), a point cloud (.npy (N, 3), .ply, .xyz) or a mesh (.obj, .off, .ply,
-.glb), in the unit cube and in the benchmark's frame. Every item is checked before anything
-is scored: one bad item rejects the submission with the list of problems; a missing item
-scores the worst values. `python -m leaderboard template --benchmark DIR --out example.zip`
-writes a valid example. The Leaderboard shows F@1% and IoU per class next to the recognition
-baselines and the oracle.
-
-## Orientation of downloads
-
-The 3D viewer and every download (GLB, OBJ, PLY, STL) come from the same mesh with the same
-transform: right-handed, **+y up**, the object's front towards **+z**, in the unit cube.
-Occupancy grids (.npy, .binvox) are bool (R, R, R), indexed (x, y, z); voxel (i, j, k)
-covers [-0.5 + i/R, -0.5 + (i+1)/R) along x, likewise y and z.
-"""
 
 
 def add_about_tab(settings: Settings) -> None:
