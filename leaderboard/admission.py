@@ -12,6 +12,10 @@ SVR_MAX_REFUSALS per SVR_REFUSAL_WINDOW per identity and per client address: in 
 from the failed rows of the database (which survive restarts; client addresses are not
 stored). Over the limit, a submission is refused at once, before its archive is read.
 
+Addresses. Accepted submissions are also limited to SVR_MAX_PER_ADDRESS per 24 hours per
+client address (in process, lost at a restart; addresses are never stored): in open mode
+names are free, and this bounds what one machine can submit under many of them.
+
 Reserved names. Nobody but the seeding of baselines can submit a method whose
 `method_core` equals that of a shipped method (`leaderboard.seed.BASELINE_NAMES`, both
 the registry names and the display names) or of an entry a maintainer marked as baseline,
@@ -136,6 +140,28 @@ class AdmissionMixin(ServiceState):
                 f"{_minutes(window)}); try again in {_minutes(wait)}, after fixing what the "
                 "earlier refusals said"
             )
+
+    def _address_window(self) -> SlidingWindow:
+        """Accepted submissions per client address over the last 24 hours."""
+        window = self._cache.get("address_window")
+        if window is None:
+            window = SlidingWindow(self.settings.max_per_address, 86400.0, clock=self._clock)
+            self._cache["address_window"] = window
+        return window
+
+    def _check_address(self, client: str | None) -> None:
+        """Refuse at once when `client` has had `max_per_address` submissions accepted in
+        24 hours, whatever names they came under."""
+        wait = self._address_window().retry_after(client) if client else 0.0
+        if wait > 0:
+            raise ServiceError(
+                f"this address has submitted {self.settings.max_per_address} times in 24 hours "
+                f"(under any names); try again in {_minutes(wait)}"
+            )
+
+    def _accepted_from(self, client: str | None) -> None:
+        if client:
+            self._address_window().add(client)
 
     def _refused(self, submitter: Submitter | None, client: str | None) -> None:
         """Count one refusal of `submitter` and `client`."""

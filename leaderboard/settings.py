@@ -91,6 +91,7 @@ class LeaderboardSettings:
     require_keys: bool = False
     max_refusals: int = 40
     refusal_window_s: float = 3600.0
+    max_per_address: int = 10  # accepted submissions per client address per 24 h
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
@@ -158,5 +159,6 @@ class LeaderboardSettings:
             backup_interval_s=_float(env, "SVR_BACKUP_INTERVAL", 3600.0),
             require_keys=_flag(env, "SVR_REQUIRE_KEYS"),
             max_refusals=env_int(env, "SVR_MAX_REFUSALS", 40, minimum=1),
+            max_per_address=env_int(env, "SVR_MAX_PER_ADDRESS", 10, minimum=1),
             refusal_window_s=_float(env, "SVR_REFUSAL_WINDOW", 3600.0),
         )

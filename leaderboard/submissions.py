@@ -119,10 +119,13 @@ class SubmissionsMixin(AdmissionMixin):
                 self._refused(None, client)
             raise exc from None
         try:
-            return self._submit(archive_path, metadata, who, False, filename, key)
+            self._check_address(client)
+            sid = self._submit(archive_path, metadata, who, False, filename, key)
         except ServiceError:
             self._refused(who, client)
             raise
+        self._accepted_from(client)
+        return sid
 
     def _submit(
         self, archive_path: str | Path, metadata: dict[str, Any], who: Submitter,

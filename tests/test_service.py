@@ -494,3 +494,23 @@ def test_markdown_report_and_its_command(tmp_path: Path, svc, monkeypatch, capsy
     assert markdown_table(frame, 3).splitlines()[2:] == [
         "| 1.0e-07 | x\\|y | < 1e-300 |", "|  |  | 0.500 |", "| 0.000 | z | 2.0e-09 |"
     ]  # fmt: skip
+
+
+def test_accepted_submissions_are_limited_per_address_whatever_the_names(tmp_path: Path) -> None:
+    now = [1000.0]
+    service, ids = make_service(tmp_path, max_per_address=2, max_per_day=50)
+    service._clock = lambda: now[0]  # the rate limits' clock (seconds)
+    service.test_ids = ids  # type: ignore[attr-defined]
+    try:
+        for k, name in enumerate(["alice", "bob"]):
+            archive = _scored_archive(tmp_path, service, name, 0.5, spread=0.1, seed=k)
+            service.submit(archive, {"method": f"m {name}"}, name, client="10.0.0.1")
+        third = _scored_archive(tmp_path, service, "carol", 0.5, spread=0.1, seed=7)
+        with pytest.raises(ServiceError, match="this address has submitted 2 times"):
+            service.submit(third, {"method": "m carol"}, "carol", client="10.0.0.1")
+        service.submit(third, {"method": "m carol"}, "carol", client="10.0.0.2")  # another one
+        now[0] += 86401.0
+        fourth = _scored_archive(tmp_path, service, "dave", 0.5, spread=0.1, seed=8)
+        service.submit(fourth, {"method": "m dave"}, "dave", client="10.0.0.1")  # a day later
+    finally:
+        service.close()
