@@ -260,8 +260,11 @@ class AdmissionMixin(ServiceState):
         if baseline and method:
             same = same | (Submission.method == method)
         where = [same, Submission.status != Status.FAILED]
-        if baseline:
-            where += [Submission.baseline.is_(True), Submission.deleted.is_(False)]
+        if baseline:  # one live baseline of a method per benchmark
+            where += [
+                Submission.baseline.is_(True), Submission.deleted.is_(False),
+                Submission.benchmark_id == self.benchmark.meta.identifier,
+            ]  # fmt: skip
         if exclude is not None:
             where.append(Submission.id != exclude)
         return session.scalars(select(Submission).where(*where).order_by(Submission.id)).first()

@@ -83,6 +83,9 @@ def _predict_subprocess(model: str, weights: Path, benchmark_dir: Path, out: Pat
 
 
 def _existing_baselines(service: Any) -> set[str]:
+    """Method names of the live baselines of the service's current benchmark (a rebuilt test
+    split, e.g. after rotating the secret, is seeded again)."""
+    current = service.benchmark.meta.identifier
     with service.factory() as session:
         return set(
             session.scalars(
@@ -90,6 +93,7 @@ def _existing_baselines(service: Any) -> set[str]:
                     Submission.baseline.is_(True),
                     Submission.deleted.is_(False),
                     Submission.status != Status.FAILED,
+                    Submission.benchmark_id == current,
                 )
             ).all()
         )

@@ -340,3 +340,37 @@ def test_seeding_real_baselines_on_the_tiny_benchmark(
         assert again[0].outcome == "skipped"
     finally:
         svc.close()
+
+
+@pytest.mark.slow
+def test_a_rebuilt_test_split_is_seeded_again(tmp_path, tmp_path_factory, tiny_benchmark) -> None:
+    import json
+    import time
+
+    from app_helpers import shared_tiny_weights
+
+    from leaderboard.seed import seed_baselines
+    from leaderboard.service import LeaderboardService
+    from leaderboard.settings import LeaderboardSettings
+    from svr.evaluation import Protocol
+
+    weights = shared_tiny_weights(tmp_path_factory, tiny_benchmark)
+    bench = tmp_path / "bench"  # the tiny benchmark with a benchmark.json of its own
+    bench.mkdir()
+    for split in ("train", "val", "test"):
+        (bench / split).symlink_to(Path(tiny_benchmark) / split)
+    meta = json.loads((Path(tiny_benchmark) / "benchmark.json").read_text())
+    (bench / "benchmark.json").write_text(json.dumps(meta))
+    svc = LeaderboardService(LeaderboardSettings(home=tmp_path / "home"), bench,
+                             protocol=Protocol(n_samples=1000, iou_resolutions=(32,)))  # fmt: skip
+    try:
+        first = seed_baselines(svc, bench, weights, methods=["clustering"])
+        assert first[0].outcome == "submitted"
+        assert seed_baselines(svc, bench, weights, methods=["clustering"])[0].outcome == "skipped"
+        time.sleep(0.01)
+        meta["test_checksum"] = "f" * 64  # as after a rotation: a new identifier
+        (bench / "benchmark.json").write_text(json.dumps(meta))
+        again = seed_baselines(svc, bench, weights, methods=["clustering"])
+        assert again[0].outcome == "submitted", again[0].message
+    finally:
+        svc.close()
