@@ -389,20 +389,22 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
         gt_plot,
         last,
     ]
-    run.click(
+    reconstructed = run.click(
         do_reconstruct,
         inputs=[image, method, ratio, color],
         outputs=outputs,
         api_visibility="undocumented",
         api_name="reconstruct_ui",
         concurrency_id="reconstruct",
-    ).success(
+    )
+    reconstructed.success(
         do_recognise,
         inputs=[last],
         outputs=[recognised, recognised_gallery],
         api_visibility="private",
         concurrency_id="reconstruct",
-    ).then(
+    )
+    reconstructed.success(  # beside the recognition panel, not after it
         camera_again,
         inputs=[last],
         outputs=[viewer, gt_view],

@@ -373,3 +373,30 @@ def test_compare_all_reports_class_and_camera_and_opens_each_view_there(
     scores = _viewer_scores(page, "#compare-voxel", shot, camera, tmp_path)
     print("compare", {k: (round(i, 3), round(c, 3)) for k, (i, c) in scores.items()})
     _assert_true_view_wins(scores)
+
+
+def test_the_colour_toggle_re_exports_the_last_result(truth_page, tiny_benchmark, tmp_path):
+    import urllib.parse
+    import urllib.request
+
+    page, truth = truth_page
+    _upload_view(page, truth, Benchmark(tiny_benchmark), VIEWPOINT_ITEMS[0], tmp_path)
+    page.click("#run")
+    page.locator("#stats").get_by_text("coloured from the photo").wait_for()
+    link = page.locator('#viewer a[data-testid="model3d-download-link"]')
+
+    def shown_colours() -> int:
+        glb = tmp_path / "toggle.glb"
+        url = urllib.parse.urljoin(page.url, link.get_attribute("href"))
+        with urllib.request.urlopen(url, timeout=30) as response:
+            glb.write_bytes(response.read())
+        mesh = trimesh.load(glb, force="mesh", process=False)
+        return len(np.unique(np.asarray(mesh.visual.vertex_colors), axis=0))
+
+    assert shown_colours() > 2
+    page.locator("#color input[type=checkbox]").uncheck()
+    page.locator("#stats").get_by_text("colouring from the photo is off").wait_for()
+    assert shown_colours() == 1  # one grey
+    page.locator("#color input[type=checkbox]").check()
+    page.locator("#stats").get_by_text("coloured from the photo").wait_for()
+    assert shown_colours() > 2
