@@ -42,7 +42,8 @@ __all__ = [
 
 HIDDEN_GREY = (160, 160, 160, 255)  # RGBA of vertices the photo does not show
 _ALPHA_MASK = 128  # alpha >= this is the object (as svr.preprocess.alpha_mask)
-_RAY_OFFSET = 1e-3  # rays start this far from the vertex (unit cube) to leave its own faces
+_RAY_OFFSET = 2e-4  # rays start this far from the vertex (unit cube) to leave its own faces;
+# thin parts of the procedural shapes put the surface in front as close as 1e-3
 
 
 @dataclass(frozen=True)
