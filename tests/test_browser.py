@@ -393,10 +393,21 @@ def test_the_colour_toggle_re_exports_the_last_result(truth_page, tiny_benchmark
         mesh = trimesh.load(glb, force="mesh", process=False)
         return len(np.unique(np.asarray(mesh.visual.vertex_colors), axis=0))
 
+    def wait_for_new_link(previous: str | None) -> None:
+        # the stats text and the viewer's file are two outputs: wait for the file too
+        deadline = time.time() + 60
+        while link.get_attribute("href") == previous and time.time() < deadline:
+            time.sleep(0.2)
+        assert link.get_attribute("href") != previous, "the viewer kept the old file"
+
     assert shown_colours() > 2
+    before = link.get_attribute("href")
     page.locator("#color input[type=checkbox]").uncheck()
     page.locator("#stats").get_by_text("colouring from the photo is off").wait_for()
+    wait_for_new_link(before)
     assert shown_colours() == 1  # one grey
+    before = link.get_attribute("href")
     page.locator("#color input[type=checkbox]").check()
     page.locator("#stats").get_by_text("coloured from the photo").wait_for()
+    wait_for_new_link(before)
     assert shown_colours() > 2
