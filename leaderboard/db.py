@@ -15,6 +15,11 @@ Tables:
 - `submitter_keys`: per-submitter keys (their SHA-256 only) for servers that require them
   (revision 0003, which also adds the submissions' opaque `public_id`, the normal forms of
   the submitter's name and the content hash of the predictions).
+- `score_shards`: the shards of a large submission being scored by several workers
+  (revision 0004; see `leaderboard.shards`).
+
+PostgreSQL (`postgresql+psycopg://...`, psycopg 3) is tested as well as SQLite; its pooled
+connections are checked before use (`pool_pre_ping`), so a restarted server costs no request.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ __all__ = [
     "ItemScore",
     "AdminAction",
     "SubmitterKey",
+    "ScoreShard",
     "Status",
     "new_public_id",
     "ACTIVE_STATES",
@@ -248,6 +254,38 @@ class SubmitterKey(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class ScoreShard(Base):
+    """One shard of a submission being scored by several workers (revision 0004).
+
+    Items `start:stop` of the submission's test ids (benchmark order); `status` is queued,
+    scoring, done or failed; `result` holds the shard's per-item scores (JSON) until the
+    submission's results are stored, then it is cleared (the row stays as a record of who
+    scored what). `attempts` counts claims (a dead worker's shard is claimed again).
+    """
+
+    __tablename__ = "score_shards"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), index=True
+    )
+    index: Mapped[int] = mapped_column(Integer)
+    start: Mapped[int] = mapped_column(Integer)
+    stop: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10), default="queued")
+    claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("submission_id", "index"),
+        Index("ix_score_shards_status_submission", "status", "submission_id"),
+    )
+
+
 # ----------------------------------------------------------------------------- engine
 
 
@@ -265,7 +303,9 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite files get WAL mode, a 30 s busy timeout and foreign keys.
 
-    The parent folder of a SQLite file is created if needed.
+    The parent folder of a SQLite file is created if needed. Server databases (PostgreSQL)
+    get `pool_pre_ping`: a pooled connection is tested before use and replaced when the
+    server restarted meanwhile.
     """
     kwargs: dict[str, Any] = {"future": True}
     if url.startswith("sqlite"):
@@ -273,6 +313,8 @@ def make_engine(url: str) -> Engine:
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    else:
+        kwargs["pool_pre_ping"] = True
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select, text
+from sqlalchemy import MetaData, Table, delete, insert, inspect, select, text
 from sqlalchemy.exc import StatementError
 
 from leaderboard.backup import LocalFolderTarget, backup, restore_database, snapshot_database
@@ -19,6 +19,7 @@ from leaderboard.db import (
     AdminAction,
     Base,
     ClassResult,
+    ScoreShard,
     Status,
     Submission,
     current_revision,
@@ -29,6 +30,8 @@ from leaderboard.db import (
 )
 from leaderboard.settings import LeaderboardSettings
 from leaderboard.storage import ArchiveStore, archive_extension, sha256_file
+
+HEAD = "0004"
 
 
 def _submission(**kw: object) -> Submission:
@@ -43,60 +46,63 @@ def _submission(**kw: object) -> Submission:
     return Submission(**values)
 
 
-def test_migrations_create_the_schema_matching_the_models(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'x' / 'svr.db'}")
+def test_migrations_create_the_schema_matching_the_models(database_url: str) -> None:
+    engine = make_engine(database_url)
     upgrade(engine)
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == HEAD
     assert {
         "submissions",
         "class_results",
         "item_scores",
         "admin_actions",
         "submitter_keys",
+        "score_shards",
     } <= set(inspect(engine).get_table_names())
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
-        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        if engine.dialect.name == "sqlite":
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        else:
+            assert engine.dialect.name == "postgresql" and engine.pool._pre_ping
     upgrade(engine)  # idempotent at head
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == HEAD
+    engine.dispose()
 
 
 def _insert_old_submission(engine, method: str, submitter: str) -> int:
-    """A submissions row as revision 0001/0002 wrote it (no columns of later revisions)."""
+    """A submissions row as revision 0001/0002 wrote it (no columns of later revisions),
+    written through the table as the database reflects it (any backend)."""
+    at = dt.datetime(2026, 11, 23, 10)
     with engine.begin() as conn:
-        result = conn.execute(
-            text(
-                "INSERT INTO submissions (method, authors, paper_url, code_url, representation, "
-                "frame, training_data, description, contact, submitter, status, reason, details, "
-                "created_at, updated_at, archive_sha256, archive_size, archive_ext, protocol_id, "
-                "benchmark_id, hidden, verified, baseline, deleted, attempts, progress_done, "
-                "progress_total, coverage, overall, manifest) VALUES (:m, '', '', '', 'voxels', "
-                "'object', '', '', '', :s, 'done', '', '[]', '2026-11-23 10:00:00', "
-                "'2026-11-23 10:00:00', :sha, 1, '.zip', 'p', 'b', 0, 0, 0, 0, 1, 0, 0, '{}', "
-                "'{\"mean_of_class_means\": {\"iou\": 0.5}}', '{}')"
-            ),
-            {"m": method, "s": submitter, "sha": "a" * 64},
-        )
-        sid = result.lastrowid
+        table = Table("submissions", MetaData(), autoload_with=conn)
+        results = Table("class_results", MetaData(), autoload_with=conn)
+        values = dict(
+                method=method, authors="", paper_url="", code_url="", representation="voxels",
+                frame="object", training_data="", description="", contact="",
+                submitter=submitter, status="done", reason="", details=[], created_at=at,
+                updated_at=at, archive_sha256="a" * 64, archive_size=1, archive_ext=".zip",
+                protocol_id="p", benchmark_id="b", hidden=False, verified=False,
+                baseline=False, deleted=False, attempts=1, progress_done=0, progress_total=0,
+                coverage={}, overall={"mean_of_class_means": {"iou": 0.5}}, manifest={},
+        )  # fmt: skip
+        sid = conn.execute(insert(table).values(**values).returning(table.c.id)).scalar_one()
         conn.execute(
-            text(
-                "INSERT INTO class_results (submission_id, class_name, metric, mean, median) "
-                "VALUES (:i, 'chair', 'iou', 0.5, 0.4)"
-            ),
-            {"i": sid},
+            insert(results).values(
+                submission_id=sid, class_name="chair", metric="iou", mean=0.5, median=0.4
+            )
         )
     return sid
 
 
-def test_upgrade_from_the_first_revision_keeps_rows(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'svr.db'}")
+def test_upgrade_from_the_first_revision_keeps_rows(database_url: str) -> None:
+    engine = make_engine(database_url)
     upgrade(engine, "0001")
     assert "admin_actions" not in inspect(engine).get_table_names()
     sid = _insert_old_submission(engine, "kept", "alice")
     upgrade(engine)
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == HEAD
     factory = make_session_factory(engine)
     with factory() as session:
         row = session.get(Submission, sid)
@@ -106,19 +112,22 @@ def test_upgrade_from_the_first_revision_keeps_rows(tmp_path: Path) -> None:
         session.add(AdminAction(submission_id=sid, action="hide", actor="token"))
         session.commit()
         assert session.scalars(select(AdminAction.action)).one() == "hide"
+    engine.dispose()
 
 
-def test_upgrade_from_0002_backfills_identities_and_downgrade_keeps_results(tmp_path: Path) -> None:
+def test_upgrade_from_0002_backfills_identities_and_downgrade_keeps_results(
+    database_url: str,
+) -> None:
     from leaderboard.identity import name_key, quota_key
     from leaderboard.keys import add_key, check_key
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'svr.db'}")
+    engine = make_engine(database_url)
     upgrade(engine, "0002")
     assert "submitter_keys" not in inspect(engine).get_table_names()
     ids = [_insert_old_submission(engine, f"m{k}", name) for k, name in
            enumerate(["alice", "ALICE+2", "bob"])]  # fmt: skip
     upgrade(engine)
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == HEAD
     factory = make_session_factory(engine)
     with factory() as session:
         rows = [session.get(Submission, i) for i in ids]
@@ -142,15 +151,19 @@ def test_upgrade_from_0002_backfills_identities_and_downgrade_keeps_results(tmp_
         config.attributes["connection"] = connection
         command.downgrade(config, "0002")
     assert current_revision(engine) == "0002"
-    assert "submitter_keys" not in inspect(engine).get_table_names()
+    assert not {"submitter_keys", "score_shards"} & set(inspect(engine).get_table_names())
     with engine.connect() as conn:  # the results are still there (no cascade on the way down)
         assert conn.execute(text("SELECT COUNT(*) FROM class_results")).scalar() == 3
         columns = {c["name"] for c in inspect(engine).get_columns("submissions")}
     assert "public_id" not in columns and "method" in columns
+    upgrade(engine)  # and up again to the newest revision
+    assert current_revision(engine) == HEAD
+    assert "score_shards" in inspect(engine).get_table_names()
+    engine.dispose()
 
 
-def test_timestamps_are_utc_aware_and_cascade_delete(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'svr.db'}")
+def test_timestamps_are_utc_aware_and_cascade_delete(database_url: str) -> None:
+    engine = make_engine(database_url)
     upgrade(engine)
     factory = make_session_factory(engine)
     before = utcnow()
@@ -164,13 +177,16 @@ def test_timestamps_are_utc_aware_and_cascade_delete(tmp_path: Path) -> None:
         assert row.created_at.tzinfo is not None
         assert before - dt.timedelta(seconds=1) <= row.created_at <= utcnow()
         session.add(ClassResult(submission_id=sid, class_name="c", metric="iou", mean=1, median=1))
+        session.add(ScoreShard(submission_id=sid, index=0, start=0, stop=4, reason=""))
         session.commit()
-        session.delete(row)
+        session.execute(delete(Submission).where(Submission.id == sid))  # the database's cascade
         session.commit()
         assert session.scalars(select(ClassResult)).all() == []  # ON DELETE CASCADE
+        assert session.scalars(select(ScoreShard)).all() == []
     with factory() as session, pytest.raises(StatementError, match="naive"):
         session.add(_submission(created_at=dt.datetime(2020, 1, 1)))
         session.commit()
+    engine.dispose()
 
 
 def test_archive_store_is_content_addressed(tmp_path: Path) -> None:
