@@ -1,6 +1,7 @@
 """LeaderboardService: submission lifecycle, duplicates, limits, maintainers, analysis views.
 
-Real SQLite files in tmp_path; the archive opener and scorer are the small fakes of
+Every test on the database takes `database_url` (tests/conftest.py): it runs on a SQLite
+file and on a real PostgreSQL server. The archive opener and scorer are the small fakes of
 `tests/leaderboard_fakes.py` (the real ones are exercised in test_worker / test_leaderboard_ui).
 """
 
@@ -20,8 +21,8 @@ from leaderboard.service import AuthError, ServiceError, SubmissionRejected, red
 
 
 @pytest.fixture
-def svc(tmp_path: Path):
-    service, ids = make_service(tmp_path)
+def svc(tmp_path: Path, database_url: str):
+    service, ids = make_service(tmp_path, database_url=database_url)
     service.test_ids = ids  # type: ignore[attr-defined]
     yield service
     service.close()
@@ -129,8 +130,10 @@ def test_duplicate_archive_is_refused_naming_the_earlier_submission(tmp_path: Pa
         svc.submit(archive, {}, "alice")
 
 
-def test_per_day_limit_ignores_failures_and_survives_deletion(tmp_path: Path) -> None:
-    svc, ids = make_service(tmp_path, max_per_day=2, max_concurrent=10)
+def test_per_day_limit_ignores_failures_and_survives_deletion(
+    tmp_path: Path, database_url: str
+) -> None:
+    svc, ids = make_service(tmp_path, max_per_day=2, max_concurrent=10, database_url=database_url)
     try:
         for k in range(3):  # failures do not consume the quota
             with pytest.raises(SubmissionRejected):
@@ -164,8 +167,8 @@ def _age_all(svc, days: float) -> None:
         session.commit()
 
 
-def test_concurrent_limit_counts_unfinished_submissions(tmp_path: Path) -> None:
-    svc, ids = make_service(tmp_path, max_per_day=10, max_concurrent=1)
+def test_concurrent_limit_counts_unfinished_submissions(tmp_path: Path, database_url: str) -> None:
+    svc, ids = make_service(tmp_path, max_per_day=10, max_concurrent=1, database_url=database_url)
     try:
         svc.submit(write_fake_archive(tmp_path / "a.zip", "A", scores_for(ids, 0.1)), {}, "alice")
         b = write_fake_archive(tmp_path / "b.zip", "B", scores_for(ids, 0.2))
@@ -477,6 +480,7 @@ def test_markdown_report_and_its_command(tmp_path: Path, svc, monkeypatch, capsy
     assert "| Net | Retrieval | " in text and "KS p" in text  # a verdict row per baseline
     assert svc.reference_names() == ["Clustering", "Retrieval"]
     monkeypatch.setenv("SVR_HOME", str(svc.settings.home))
+    monkeypatch.setenv("DATABASE_URL", svc.settings.database_url)
     out = tmp_path / "report.md"
     assert main(["report", "--benchmark", str(svc.benchmark_dir), "--out", str(out)]) == 0
     assert out.read_text() == text
@@ -496,9 +500,13 @@ def test_markdown_report_and_its_command(tmp_path: Path, svc, monkeypatch, capsy
     ]  # fmt: skip
 
 
-def test_accepted_submissions_are_limited_per_address_whatever_the_names(tmp_path: Path) -> None:
+def test_accepted_submissions_are_limited_per_address_whatever_the_names(
+    tmp_path: Path, database_url: str
+) -> None:
     now = [1000.0]
-    service, ids = make_service(tmp_path, max_per_address=2, max_per_day=50)
+    service, ids = make_service(
+        tmp_path, max_per_address=2, max_per_day=50, database_url=database_url
+    )
     service._clock = lambda: now[0]  # the rate limits' clock (seconds)
     service.test_ids = ids  # type: ignore[attr-defined]
     try:

@@ -1,5 +1,8 @@
 """The scoring worker: atomic claims, recovery of abandoned jobs, time limits, the in-process
-thread, the command line, and one run with the real archive reader and scorer."""
+thread, the command line, and one run with the real archive reader and scorer.
+
+Every test that touches the database takes `database_url` (tests/conftest.py), so runs on a
+SQLite file and on a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -18,8 +21,10 @@ from leaderboard.worker import Worker, worker_id
 
 
 @pytest.fixture
-def svc(tmp_path: Path):
-    service, ids = make_service(tmp_path, max_per_day=100, max_concurrent=100)
+def svc(tmp_path: Path, database_url: str):
+    service, ids = make_service(
+        tmp_path, max_per_day=100, max_concurrent=100, database_url=database_url
+    )
     service.test_ids = ids  # type: ignore[attr-defined]
     yield service
     service.close()
@@ -103,8 +108,12 @@ def test_claim_is_conditional_on_the_queued_state(tmp_path: Path, svc) -> None:
         assert row.attempts == 1 and row.heartbeat_at is not None
 
 
-def test_stale_job_is_requeued_then_fails_after_max_attempts(tmp_path: Path) -> None:
-    svc, ids = make_service(tmp_path, max_attempts=2, heartbeat_stale_s=60)
+def test_stale_job_is_requeued_then_fails_after_max_attempts(
+    tmp_path: Path, database_url: str
+) -> None:
+    svc, ids = make_service(
+        tmp_path, max_attempts=2, heartbeat_stale_s=60, database_url=database_url
+    )
     try:
         sid = svc.submit(write_fake_archive(tmp_path / "a.zip", "A", scores_for(ids, 0.5)), {}, "u")
         dead = svc.make_worker()
@@ -146,8 +155,8 @@ def test_jobs_of_a_killed_app_are_requeued_at_start_up(tmp_path: Path, svc) -> N
         svc.stop_worker()
 
 
-def test_time_limit_fails_the_job_with_a_reason(tmp_path: Path) -> None:
-    svc, ids = make_service(tmp_path, scoring_time_limit_s=0.1)
+def test_time_limit_fails_the_job_with_a_reason(tmp_path: Path, database_url: str) -> None:
+    svc, ids = make_service(tmp_path, scoring_time_limit_s=0.1, database_url=database_url)
     try:
         archive = write_fake_archive(
             tmp_path / "slow.zip", "Slow", scores_for(ids, 0.5), sleep=0.02
@@ -166,8 +175,12 @@ def test_time_limit_fails_the_job_with_a_reason(tmp_path: Path) -> None:
         svc.close()
 
 
-def test_hung_job_past_its_time_limit_is_failed_by_recovery(tmp_path: Path) -> None:
-    svc, ids = make_service(tmp_path, scoring_time_limit_s=100, heartbeat_stale_s=50)
+def test_hung_job_past_its_time_limit_is_failed_by_recovery(
+    tmp_path: Path, database_url: str
+) -> None:
+    svc, ids = make_service(
+        tmp_path, scoring_time_limit_s=100, heartbeat_stale_s=50, database_url=database_url
+    )
     try:
         sid = svc.submit(write_fake_archive(tmp_path / "a.zip", "A", scores_for(ids, 0.5)), {}, "u")
         hung = svc.make_worker()
@@ -215,7 +228,7 @@ def test_worker_command_once_on_an_empty_queue(tmp_path: Path, svc, monkeypatch,
     from leaderboard.__main__ import main
 
     monkeypatch.setenv("SVR_HOME", str(svc.settings.home))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("DATABASE_URL", svc.settings.database_url)
     assert main(["worker", "--once", "--benchmark", str(svc.benchmark_dir)]) == 0
     assert "queue empty" in capsys.readouterr().out
     assert main(["worker", "--once", "--benchmark", str(tmp_path / "nowhere")]) == 2
@@ -227,7 +240,7 @@ def test_worker_id_names_its_kind() -> None:
 
 @pytest.mark.slow
 def test_real_archive_and_scoring_on_the_tiny_benchmark(
-    tmp_path: Path, tiny_benchmark: Path
+    tmp_path: Path, tiny_benchmark: Path, database_url: str
 ) -> None:
     from leaderboard.archive import write_template
     from leaderboard.service import LeaderboardService
@@ -239,8 +252,8 @@ def test_real_archive_and_scoring_on_the_tiny_benchmark(
     archive = tmp_path / "sphere.zip"
     write_template(benchmark, archive, "points")
     protocol = Protocol(n_samples=1000, iou_resolutions=(32,))  # light, to keep the test fast
-    svc = LeaderboardService(LeaderboardSettings(home=tmp_path / "home"), tiny_benchmark,
-                             protocol=protocol)  # fmt: skip
+    settings = LeaderboardSettings(home=tmp_path / "home", database_url=database_url)
+    svc = LeaderboardService(settings, tiny_benchmark, protocol=protocol)
     try:
         sid = svc.submit(archive, {"method": "Sphere", "training_data": "none"}, "alice")
         outcome = svc.make_worker().run_once()
