@@ -1,10 +1,14 @@
 """First-start preparation: run named steps in a background thread and report progress.
 
 The app serves at once and calls `Preparation.start()`; the UI polls `status()` and
-shows one line (step, done/total, elapsed). Steps are plain callables taking a progress
-callback `progress(done, total, message="")`; `benchmark_step` builds the default benchmark if it is
-missing. Other packages (the leaderboard's seeding) add their own steps: `svr` never
-imports them.
+shows one line (step, done/total, elapsed) or, from `PreparationStatus.steps`, one row per
+step. Steps are plain callables taking a progress callback `progress(done, total,
+message="")`; `benchmark_step` builds what serving needs if it is missing: a compact
+"serving" build (`svr.data.build`, content "serving": test split first, then validation;
+no training split, which training or Oracle NN's seeding adds when they need it). A folder
+that already holds a benchmark (of any content, also one built before compact builds
+existed) is used as it is, so a restart with a persistent SVR_HOME builds nothing. Other
+packages (the leaderboard's seeding) add their own steps: `svr` never imports them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ from pathlib import Path
 
 from svr.settings import Settings
 
-__all__ = ["Step", "PreparationStatus", "Preparation", "benchmark_ready", "benchmark_step"]
+__all__ = [
+    "Step",
+    "StepState",
+    "PreparationStatus",
+    "Preparation",
+    "benchmark_ready",
+    "benchmark_step",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +46,29 @@ class Step:
 
 
 @dataclass
+class StepState:
+    """One step in a snapshot: state "pending", "running", "done", "skipped" (already there)
+    or "failed"; done / total its last progress; started / finished epoch seconds or None."""
+
+    name: str
+    state: str = "pending"
+    done: int = 0
+    total: int = 0
+    started: float | None = None
+    finished: float | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        """Run time so far (running) or in all (finished); None before it starts."""
+        if self.started is None:
+            return None
+        return (self.finished or time.time()) - self.started
+
+
+@dataclass
 class PreparationStatus:
-    """A snapshot: state is "idle", "running", "done" or "failed"; step counts are 1-based."""
+    """A snapshot: state is "idle", "running", "done" or "failed"; step counts are 1-based;
+    `steps` holds one StepState per step, in order (fields above describe the current one)."""
 
     state: str = "idle"
     step: str = ""
@@ -49,6 +81,7 @@ class PreparationStatus:
     error: str = ""
     message: str = ""
     log: list[str] = field(default_factory=list)
+    steps: list[StepState] = field(default_factory=list)
 
     @property
     def finished_ok(self) -> bool:
@@ -74,7 +107,9 @@ class Preparation:
 
     def __init__(self, steps: list[Step]):
         self.steps = list(steps)
-        self._status = PreparationStatus(n_steps=len(self.steps))
+        self._status = PreparationStatus(
+            n_steps=len(self.steps), steps=[StepState(step.name) for step in self.steps]
+        )
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[], None]] = []
@@ -86,7 +121,8 @@ class Preparation:
     def status(self) -> PreparationStatus:
         with self._lock:
             s = self._status
-            return PreparationStatus(**{**s.__dict__, "log": list(s.log)})
+            steps = [StepState(**t.__dict__) for t in s.steps]
+            return PreparationStatus(**{**s.__dict__, "log": list(s.log), "steps": steps})
 
     def start(self) -> None:
         """Start the background thread (no-op if already started)."""
@@ -109,16 +145,22 @@ class Preparation:
         with self._lock:
             self._status.done, self._status.total = int(done), int(total)
             self._status.message = str(message)
+            if self._status.step_index:
+                current = self._status.steps[self._status.step_index - 1]
+                current.done, current.total = int(done), int(total)
 
     def _run(self) -> None:
         for index, step in enumerate(self.steps, start=1):
+            start = time.time()
             with self._lock:
                 self._status.step, self._status.step_index = step.name, index
                 self._status.done = self._status.total = 0
                 self._status.message = ""
-            start = time.time()
+                state = self._status.steps[index - 1]
+                state.state, state.started = "running", start
             try:
-                if step.skip_if():
+                skipped = step.skip_if()
+                if skipped:
                     message = f"{step.name}: already there."
                 else:
                     step.run(self._progress)
@@ -131,10 +173,12 @@ class Preparation:
                         f"{type(exc).__name__}: {exc}",
                     )
                     self._status.finished = time.time()
+                    state.state, state.finished = "failed", self._status.finished
                 return
             logger.info(message)
             with self._lock:
                 self._status.log.append(message)
+                state.state, state.finished = ("skipped" if skipped else "done"), time.time()
         with self._lock:
             self._status.state, self._status.finished = "done", time.time()
         for callback in self._listeners:
@@ -174,7 +218,8 @@ def _needs_rebuild(meta_path: Path, settings: Settings) -> bool:
 
 
 def benchmark_step(settings: Settings) -> Step:
-    """Build the `settings.preset` benchmark into `settings.benchmark_dir` unless present; a
+    """Build what serving needs of the `settings.preset` benchmark (a compact "serving" build:
+    test split, then validation) into `settings.benchmark_dir` unless a benchmark is there; a
     procedural benchmark whose test split was not built from SVR_TEST_SECRET is rebuilt (the
     new build replaces the old one only when it is complete)."""
 
@@ -199,10 +244,11 @@ def benchmark_step(settings: Settings) -> Step:
             overwrite=rebuild,
             progress=progress,
             test_secret=settings.test_secret,
+            content="serving",
         )
 
     return Step(
-        name=f"build the '{settings.preset}' benchmark",
+        name=f"build the '{settings.preset}' benchmark's test and validation splits",
         run=run,
         skip_if=lambda: benchmark_ready(settings.benchmark_dir, settings),
     )

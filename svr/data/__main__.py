@@ -2,7 +2,8 @@
 
 ```
 python -m svr.data build --preset small|default|tiny --out DIR [--seed N] [--frame object|viewer]
-                         [--workers N] [--overwrite] [--test-secret-file FILE]
+                         [--workers N] [--overwrite] [--test-secret-file FILE] [--serving]
+python -m svr.data add-train --benchmark DIR [--reference] [--workers N]
 python -m svr.data secret --out FILE          # a new maintainer's test secret (mode 0600)
 python -m svr.data pool --benchmark DIR --out POOL [--views N] [--family train|heldout]
                         [--image-size S] [--seed N] [--workers N] [--split train]
@@ -39,6 +40,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         workers=args.workers,
         overwrite=args.overwrite,
         test_secret=secret,
+        content="serving" if args.serving else "full",
     )
     total = sum(n for per_class in meta.counts.values() for n in per_class.values())
     print(
@@ -46,6 +48,16 @@ def _cmd_build(args: argparse.Namespace) -> int:
         f"{meta.views_per_shape} views each, {meta.test_split} test split) in "
         f"{meta.extra.get('build_seconds')} s -> {args.out}"
     )
+    return 0
+
+
+def _cmd_add_train(args: argparse.Namespace) -> int:
+    from svr.data.build import add_training_split
+
+    contents = "reference" if args.reference else "full"
+    meta = add_training_split(args.benchmark, contents, workers=args.workers)
+    shapes = sum(meta.counts.get("train", {}).values())
+    print(f"{meta.identifier}: training split ({contents}, {shapes} shapes) in {args.benchmark}")
     return 0
 
 
@@ -152,7 +164,20 @@ def make_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="generate the test split from this maintainer's secret (see `secret`)",
     )
+    b.add_argument(
+        "--serving",
+        action="store_true",
+        help="only what the app serves: test and validation splits, compact (no training split)",
+    )
     b.set_defaults(handler=_cmd_build)
+
+    t = sub.add_parser("add-train", help="add the training split to a serving build")
+    t.add_argument("--benchmark", type=Path, required=True)
+    t.add_argument(
+        "--reference", action="store_true", help="Oracle NN's database only (mesh and grids)"
+    )
+    t.add_argument("--workers", type=_positive, default=2)
+    t.set_defaults(handler=_cmd_add_train)
 
     k = sub.add_parser("secret", help="write a new maintainer's test secret")
     k.add_argument("--out", type=Path, required=True, help="file to create (never overwritten)")

@@ -21,6 +21,15 @@ again (bounding box centred, longest side 1), then voxelised and sampled.
 
 The build writes into `.<out name>.<random>.building` beside `out` and renames it onto
 `out` only at the end; any failure removes it and leaves `out` as it was.
+
+Contents (`svr.data.layout.GT_CONTENTS`). `content="full"` builds every split with every
+file (what training reads). `content="serving"` builds what the app serves, first and
+compactly: the test split, then the validation split, as "serving" folders (grids
+bit-packed, the protocol's 10,000 surface samples, no occupancy samples, views rendered as
+in a full build), and no training split. `add_training_split` adds the training split to a
+built benchmark later: as "reference" folders (mesh and grids, no views: what Oracle NN
+reads at inference) or in full (when training asks for it). Shapes and images are the same
+in every content: only which files are kept differs.
 """
 
 from __future__ import annotations
@@ -46,7 +55,9 @@ from svr.classes import CLASS_NAMES, NAME_TO_SYNSET
 from svr.data.layout import (
     N_OCCUPANCY_POINTS,
     N_SURFACE_POINTS,
+    SERVING_POINTS,
     SPLITS,
+    Benchmark,
     BenchmarkMeta,
     compute_ground_truth,
     normalize_mesh,
@@ -64,7 +75,10 @@ __all__ = [
     "plan_shapes",
     "estimate_size",
     "build_benchmark",
+    "add_training_split",
+    "training_split_ready",
     "BENCHMARK_NAME",
+    "CONTENTS",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,6 +86,7 @@ log = logging.getLogger(__name__)
 BENCHMARK_NAME = "svr-procedural-13"
 BENCHMARK_VERSION = "1.0"
 FRAMES = ("object", "viewer")
+CONTENTS = ("full", "serving")  # of build_benchmark; add_training_split: "reference" or "full"
 
 
 @dataclass(frozen=True)
@@ -197,8 +212,10 @@ def _build_shape(
     preset: Preset,
     frame: str,
     generator: Callable[[str, int], Any] | None,
+    contents: str = "full",
 ) -> _ShapeResult:
-    """Generate, label, render and write one shape (runs in a worker process)."""
+    """Generate, label, render and write one shape (runs in a worker process); `contents`
+    (GT_CONTENTS) says what its ground-truth folders keep; "reference" renders no views."""
     import trimesh
     from PIL import Image
 
@@ -233,28 +250,31 @@ def _build_shape(
             task.class_name, task.seed,
         )  # fmt: skip
     directory = task.directory(Path(staging))
-    write_ground_truth(directory, compute_ground_truth(mesh, task.seed))
+    gt = compute_ground_truth(mesh, task.seed, contents)
+    write_ground_truth(directory, gt, contents)
+    rendering = contents != "reference"
 
     rng = np.random.default_rng([task.seed, 1])  # rendering stream, independent of the GT's
     n_parts = max(len(getattr(shape, "part_names", []) or []), int(face_parts.max(initial=-1)) + 1)
     face_colors = part_colors(rng, max(n_parts, 1))[face_parts]
     views_dir = directory / "views"
-    views_dir.mkdir(parents=True, exist_ok=True)
     cameras: list[dict[str, Any]] = []
     for k in range(preset.views):
         camera = fit_camera(random_camera(rng), mesh.vertices)
-        light = random_light(rng, camera)
-        image = render(
-            mesh,
-            face_colors,
-            camera,
-            image_size=preset.image_size,
-            light_dir=light,
-            ambient=DEFAULT_RANGES.ambient,
-            supersample=preset.supersample,
-        )
-        with atomic_path(views_dir / f"{k}.png") as tmp:
-            Image.fromarray(image).save(tmp, format="PNG")  # (H, W, 4) uint8: RGBA
+        light = random_light(rng, camera)  # drawn even unrendered: the same stream
+        if rendering:
+            image = render(
+                mesh,
+                face_colors,
+                camera,
+                image_size=preset.image_size,
+                light_dir=light,
+                ambient=DEFAULT_RANGES.ambient,
+                supersample=preset.supersample,
+            )
+            views_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_path(views_dir / f"{k}.png") as tmp:
+                Image.fromarray(image).save(tmp, format="PNG")  # (H, W, 4) uint8: RGBA
         R, _ = camera.extrinsics()
         transform = _mesh_transform(to_viewer(R), mesh.vertices)
         entry = camera.to_dict(preset.image_size)
@@ -269,10 +289,11 @@ def _build_shape(
             viewed = mesh.copy()
             viewed.apply_transform(transform)
             viewed = normalize_mesh(viewed)  # exact re-normalisation of the transformed copy
-            gt = compute_ground_truth(viewed, shape_seed(task.seed, f"frame/{k}"))
-            write_ground_truth(directory / "frames" / str(k), gt)
-    with atomic_path(views_dir / "cameras.json") as tmp:
-        tmp.write_text(json.dumps(cameras, indent=1))
+            gt = compute_ground_truth(viewed, shape_seed(task.seed, f"frame/{k}"), contents)
+            write_ground_truth(directory / "frames" / str(k), gt, contents)
+    if rendering:
+        with atomic_path(views_dir / "cameras.json") as tmp:
+            tmp.write_text(json.dumps(cameras, indent=1))
     return _ShapeResult(task, time.perf_counter() - start, str(getattr(shape, "variant", "")))
 
 
@@ -284,18 +305,21 @@ def _run_tasks(
     workers: int,
     generator: Callable[[str, int], Any] | None,
     report: Callable[[], None],
+    contents: Callable[[ShapeTask], str] = lambda task: "full",
 ) -> list[_ShapeResult]:
     if workers == 1:
         results = []
         for task in tasks:
-            results.append(_build_shape(task, str(staging), preset, frame, generator))
+            results.append(
+                _build_shape(task, str(staging), preset, frame, generator, contents(task))
+            )
             report()
         return results
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     try:
         futures = [
-            pool.submit(_build_shape, task, str(staging), preset, frame, generator)
+            pool.submit(_build_shape, task, str(staging), preset, frame, generator, contents(task))
             for task in tasks
         ]
         pending = set(futures)
@@ -311,18 +335,26 @@ def _run_tasks(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def estimate_size(preset: str | Preset, frame: str = "object") -> int:
+def estimate_size(preset: str | Preset, frame: str = "object", content: str = "full") -> int:
     """Upper estimate of a build's size on disk in bytes (ground truth dominates).
 
-    Per ground-truth folder: both grids as bool .npy, surface points and normals as float32,
-    occupancy points and labels (counted uncompressed) and a mesh allowance; per view a
-    PNG allowance. The viewer frame stores one more ground-truth folder per view.
+    Per full ground-truth folder: both grids as bool .npy, surface points and normals as
+    float32, occupancy points and labels (counted uncompressed) and a mesh allowance; per
+    view a PNG allowance. A serving build (test and validation only) keeps packed grids
+    and 10,000 points and normals per folder. The viewer frame stores one more ground-truth
+    folder per view.
     """
     p = _get_preset(preset)
-    per_gt = 128**3 + 32**3 + 24 * N_SURFACE_POINTS + 13 * N_OCCUPANCY_POINTS + 256 * 1024
+    mesh = 256 * 1024
+    if content == "serving":
+        per_gt = (128**3 + 32**3) // 8 + 24 * SERVING_POINTS + mesh
+        splits: tuple[str, ...] = ("val", "test")
+    else:
+        per_gt = 128**3 + 32**3 + 24 * N_SURFACE_POINTS + 13 * N_OCCUPANCY_POINTS + mesh
+        splits = SPLITS
     per_view = 3 * p.image_size**2  # generous for a mostly transparent RGBA PNG
     folders = 1 + (p.views if frame == "viewer" else 0)
-    shapes = len(p.classes) * (p.train + p.val + p.test)
+    shapes = len(p.classes) * sum(p.count(s) for s in splits)
     return shapes * (folders * per_gt + p.views * per_view)
 
 
@@ -399,6 +431,7 @@ def build_benchmark(
     progress: Callable[[int, int], None] | None = None,
     generator: Callable[[str, int], Any] | None = None,
     test_secret: TestSecret | None = None,
+    content: str = "full",
 ) -> BenchmarkMeta:
     """Build a procedural benchmark into `out` and return its metadata.
 
@@ -417,8 +450,12 @@ def build_benchmark(
             function; default `svr.data.procedural.generate_shape`.
         test_secret: the maintainer's secret; the test split is then generated from it and
             cannot be rebuilt without it (None: a public, practice test split).
+        content: "full" (every split, every file) or "serving" (test, then validation, in
+            compact folders; no training split: see the module docstring).
     """
     p = _get_preset(preset)
+    if content not in CONTENTS:
+        raise ValueError(f"content must be one of {CONTENTS}, got {content!r}")
     if frame not in FRAMES:
         raise ValueError(f"frame must be 'object' or 'viewer', got {frame!r}")
     if not isinstance(seed, int) or seed < 0:
@@ -428,16 +465,20 @@ def build_benchmark(
     out = Path(out).expanduser().absolute()
     _check_out(out, overwrite)
     tasks = plan_shapes(p, seed, test_secret)
+    if content == "serving":  # what scoring needs first, then the demo's validation shapes
+        tasks = [t for t in tasks if t.split == "test"] + [t for t in tasks if t.split == "val"]
     total = len(tasks)
+    if total == 0:
+        raise ValueError(f"preset {p.name!r} has no shapes to build with content {content!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(out)
-    needed = estimate_size(p, frame)
+    needed = estimate_size(p, frame, content)
     _check_disk(out, needed)
     log.info(
-        "building %s (%d shapes, %d views each, frame %s, seed %d, %s test split) into %s "
+        "building %s (%s: %d shapes, %d views each, frame %s, seed %d, %s test split) into %s "
         "with %d worker(s)",
-        p.name, total, p.views, frame, seed, "public" if test_secret is None else "secret",
-        out, workers,
+        p.name, content, total, p.views, frame, seed,
+        "public" if test_secret is None else "secret", out, workers,
     )  # fmt: skip
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".building", dir=out.parent))
     os.chmod(staging, 0o755)  # mkdtemp makes it private; the benchmark is meant to be read
@@ -461,8 +502,15 @@ def build_benchmark(
 
     start = time.perf_counter()
     try:
-        results = _run_tasks(tasks, staging, p, frame, min(workers, total), generator, report)
-        counts = {s: {c: p.count(s) if c in p.classes else 0 for c in CLASS_NAMES} for s in SPLITS}
+        contents = "serving" if content == "serving" else "full"
+        results = _run_tasks(
+            tasks, staging, p, frame, min(workers, total), generator, report, lambda t: contents
+        )
+        built = {t.split for t in tasks}
+        counts = {
+            s: {c: p.count(s) if c in p.classes and s in built else 0 for c in CLASS_NAMES}
+            for s in SPLITS
+        }
         seconds = np.array([r.seconds for r in results])
         variants: dict[str, dict[str, int]] = {}
         for r in results:
@@ -482,12 +530,19 @@ def build_benchmark(
             test_checksum=test_checksum(staging),
             test_split="public" if test_secret is None else "secret",
             test_fingerprint="" if test_secret is None else test_secret.fingerprint,
+            contents={s: contents for s in sorted(built)},
+            stored_points=(
+                {"n": SERVING_POINTS, "seed": 0, "of": N_SURFACE_POINTS}
+                if content == "serving"
+                else {}
+            ),
             extra={
                 "build_seconds": round(time.perf_counter() - start, 2),
                 "shape_seconds_mean": round(float(seconds.mean()), 3),
                 "shape_seconds_max": round(float(seconds.max()), 3),
                 "workers": workers,
                 "disk_bytes_estimate": needed,
+                "content": content,
                 "supersample": p.supersample,
                 "variants": variants,
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -507,4 +562,97 @@ def build_benchmark(
         "built %s in %.1f s (%.2f s per shape per worker)",
         out, time.perf_counter() - start, float(seconds.mean()),
     )  # fmt: skip
+    return meta
+
+
+def training_split_ready(root: str | os.PathLike, contents: str = "reference") -> bool:
+    """True when the benchmark at `root` has its training split with at least `contents`
+    ("reference": Oracle NN's database is there; "full": training can read it)."""
+    meta_path = Path(root) / "benchmark.json"
+    if not meta_path.is_file():
+        return False
+    meta = BenchmarkMeta.from_json(meta_path.read_text())
+    have = meta.split_contents("train")
+    built = sum(meta.counts.get("train", {}).values()) > 0
+    return built and (have == "full" or have == contents)
+
+
+def add_training_split(
+    root: str | os.PathLike,
+    contents: str = "reference",
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+    generator: Callable[[str, int], Any] | None = None,
+) -> BenchmarkMeta:
+    """Build the training split of the procedural benchmark at `root` (a serving build, or one
+    whose training split holds references only) in place, and return the updated metadata.
+
+    contents: "reference" (mesh and packed grids per shape, no views: what Oracle NN reads)
+    or "full" (every file, what training reads). The shapes are those `build_benchmark` gives
+    (same preset, seed and frame), built into a staging folder under `root` and moved onto
+    `root/train` at the end; `benchmark.json` is rewritten last (its identifier, which covers
+    the test split only, is unchanged). Nothing is built when the split is already there.
+    """
+    if contents not in ("reference", "full"):
+        raise ValueError(f"contents must be 'reference' or 'full', got {contents!r}")
+    root = Path(root).expanduser().absolute()
+    bench = Benchmark(root)
+    meta = bench.meta
+    if training_split_ready(root, contents):
+        return meta
+    if meta.source != "procedural" or meta.preset not in PRESETS:
+        raise ValueError(
+            f"{root} is not a procedural build of a known preset ({meta.source}, preset "
+            f"{meta.preset!r}); its training split cannot be added: rebuild it in full"
+        )
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    p = PRESETS[meta.preset]
+    if p.image_size != meta.image_size or p.views != meta.views_per_shape:
+        raise ValueError(
+            f"{root} was built with {meta.views_per_shape} views of {meta.image_size} px, not "
+            f"the {p.name!r} preset's {p.views} of {p.image_size}: rebuild it"
+        )
+    tasks = [t for t in plan_shapes(p, meta.seed) if t.split == "train"]
+    if not tasks:
+        raise ValueError(f"preset {p.name!r} has no training shapes")
+    sub = Preset(p.name, train=p.train, val=0, test=0, views=p.views, image_size=p.image_size,
+                 supersample=p.supersample, classes=p.classes)  # fmt: skip
+    factor = 1 if contents == "full" else 0.1  # references: grids packed, no points or views
+    _check_disk(root / "train", int(estimate_size(sub, meta.frame) * factor))
+    remove_stale_staging(root / "train")  # left by an interrupted earlier addition
+    staging = Path(tempfile.mkdtemp(prefix=".train.", suffix=".building", dir=root))
+    os.chmod(staging, 0o755)
+    (staging / _PID_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    total, done = len(tasks), 0
+
+    def report() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    log.info(
+        "adding the training split (%s, %d shapes) to %s with %d worker(s)",
+        contents, total, root, workers,
+    )  # fmt: skip
+    start = time.perf_counter()
+    try:
+        _run_tasks(
+            tasks, staging, p, meta.frame, min(workers, total), generator, report,
+            lambda t: contents,
+        )  # fmt: skip
+        old = root / "train"
+        if old.exists():
+            trash = Path(tempfile.mkdtemp(prefix=".train.", suffix=".old", dir=root))
+            os.replace(old, trash / "train")
+            shutil.rmtree(trash, ignore_errors=True)
+        os.replace(staging / "train", old)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    meta.counts["train"] = {c: p.count("train") if c in p.classes else 0 for c in CLASS_NAMES}
+    meta.contents = {**meta.contents, "train": contents}
+    meta.extra = {**meta.extra, "train_build_seconds": round(time.perf_counter() - start, 2)}
+    write_meta(root, meta)
+    log.info("added the training split to %s in %.1f s", root, time.perf_counter() - start)
     return meta

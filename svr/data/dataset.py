@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from svr.classes import CLASS_NAMES
-from svr.data.layout import Benchmark, Item
+from svr.data.layout import Benchmark, Item, load_packed_voxels
 
 __all__ = [
     "DEFAULT_IMAGE_SIZE",
@@ -137,14 +137,14 @@ def unpack_grids(packed: np.ndarray, resolution: int) -> np.ndarray:
 
 
 def load_grids(root: str | Path, keys: Sequence[str], resolution: int) -> np.ndarray:
-    """Read `voxels_<R>.npy` of the ground-truth folders `root/<key>`: packed uint8 (T, R^3/8)."""
+    """Read the R^3 grids of the ground-truth folders `root/<key>` (bool `voxels_<R>.npy` or
+    packed `voxels_<R>.bits.npy`, `svr.data.layout`): packed uint8 (T, R^3/8)."""
     root = Path(root)
     if resolution not in (32, 128):
         raise ValueError(f"the benchmark stores 32^3 and 128^3 grids, not {resolution}^3")
 
     def read(key: str) -> np.ndarray:
-        grid = np.load(root / key / f"voxels_{resolution}.npy", allow_pickle=False)
-        return np.packbits(grid.astype(bool).ravel())
+        return load_packed_voxels(root / key, resolution)
 
     with ThreadPoolExecutor(_READ_THREADS) as pool:
         rows = list(pool.map(read, keys))
@@ -348,10 +348,24 @@ def load_training_data(
         raise ValueError(
             f"unknown target fields {sorted(unknown)}: expected a subset of {TARGET_FIELDS}"
         )
+    have = benchmark.meta.split_contents(split)
+    needs_full = bool({"occupancy", "points"} & set(fields)) and split == "train"
+    if (split == "train" and have == "reference") or (needs_full and have != "full"):
+        raise ValueError(
+            f"the {split!r} split of {benchmark.root} was built for serving only ({have!r}: "
+            f"{'no views' if have == 'reference' else 'no occupancy samples'}); build it for "
+            f"training with `python -m svr.data add-train --benchmark {benchmark.root}` or "
+            "`python -m svr.train ... --build PRESET` into a new folder"
+        )
     items = _select_items(benchmark.items(split), max_items, seed)
     if not items:
+        hint = (
+            f"; build it with `python -m svr.data add-train --benchmark {benchmark.root}`"
+            if split == "train"
+            else ""
+        )
         raise ValueError(
-            f"the {split!r} split of {benchmark.root} has no items (shapes with views)"
+            f"the {split!r} split of {benchmark.root} has no items (shapes with views){hint}"
         )
     root = benchmark.root
     key_index: dict[str, int] = {}

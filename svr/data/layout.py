@@ -13,6 +13,15 @@
 ```
 Voxel (i, j, k) of an R^3 grid covers [-0.5 + i/R, -0.5 + (i+1)/R) along x, likewise y, z.
 Test items are (shape, view) pairs with ids `<class>/<shape id>/<view>`.
+
+Compact ground truth (format 2, what the app builds to serve: `GT_CONTENTS`). A folder may
+instead hold `voxels_<R>.bits.npy`, the grid bit-packed: uint8 (R, R, R / 8) =
+`np.packbits(grid, axis=2)` (8 times smaller, the same bits in C order), and then keeps
+only what its use reads: "serving" (test and validation) keeps the mesh, both grids and the
+`SERVING_POINTS` surface samples the scoring protocol reads (the protocol's own subsample of
+the 100,000, in order, so scores are unchanged) and no occupancy samples; "reference"
+(training shapes for Oracle NN) keeps the mesh and the grids only. Readers accept both
+forms in any folder, so benchmarks written before format 2 load as they did.
 """
 
 from __future__ import annotations
@@ -43,6 +52,12 @@ __all__ = [
     "compute_ground_truth",
     "write_ground_truth",
     "load_ground_truth",
+    "load_voxels",
+    "load_packed_voxels",
+    "has_voxels",
+    "GT_CONTENTS",
+    "SERVING_POINTS",
+    "serving_subsample",
     "shape_seed",
     "normalize_mesh",
     "test_checksum",
@@ -50,10 +65,14 @@ __all__ = [
 ]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: compact folders (packed grids, fewer files) may appear; 1 still reads
 N_SURFACE_POINTS = 100_000
 N_OCCUPANCY_POINTS = 100_000
 GRID_RESOLUTIONS = (32, 128)
+# What a ground-truth folder holds: "full" (training: everything), "serving" (test / val:
+# what scoring and the demo read) or "reference" (mesh and grids: Oracle NN's database).
+GT_CONTENTS = ("full", "serving", "reference")
+SERVING_POINTS = 10_000  # the scoring protocol's sample count (svr.evaluation.Protocol)
 
 
 @dataclass(frozen=True)
@@ -115,7 +134,15 @@ class BenchmarkMeta:
     test_split: str = "public"
     test_fingerprint: str = ""
     format_version: int = FORMAT_VERSION
+    # split -> "full", "serving" or "reference" (GT_CONTENTS); a split not named is "full"
+    contents: dict[str, str] = field(default_factory=dict)
+    # serving folders' surface samples: {"n": kept, "seed": protocol seed, "of": sampled}
+    stored_points: dict[str, int] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)
+
+    def split_contents(self, split: str) -> str:
+        """What the ground-truth folders of `split` hold (see GT_CONTENTS)."""
+        return self.contents.get(split, "full")
 
     @property
     def identifier(self) -> str:
@@ -138,16 +165,17 @@ class GroundTruth:
 
     mesh: watertight, normalised; voxels_32 / voxels_128: bool (R, R, R) axes (x, y, z);
     points / normals: float32 (N, 3) surface samples; occ_points float32 (M, 3) with
-    occ_labels bool (M,) for implicit models.
+    occ_labels bool (M,) for implicit models. Read from a compact folder, what it does not
+    keep is None (occupancy in "serving", points, normals and occupancy in "reference").
     """
 
     mesh: trimesh.Trimesh
     voxels_32: np.ndarray
     voxels_128: np.ndarray
-    points: np.ndarray
-    normals: np.ndarray
-    occ_points: np.ndarray
-    occ_labels: np.ndarray
+    points: np.ndarray | None
+    normals: np.ndarray | None
+    occ_points: np.ndarray | None
+    occ_labels: np.ndarray | None
 
 
 def shape_seed(base_seed: int, key: str) -> int:
@@ -171,25 +199,38 @@ def normalize_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     return out
 
 
-def compute_ground_truth(mesh: trimesh.Trimesh, seed: int) -> GroundTruth:
-    """Voxelise, sample and label a normalised mesh. Deterministic for a given seed."""
+def compute_ground_truth(mesh: trimesh.Trimesh, seed: int, contents: str = "full") -> GroundTruth:
+    """Voxelise, sample and label a normalised mesh. Deterministic for a given seed.
+
+    contents (GT_CONTENTS): "full" computes everything; "serving" skips the occupancy labels
+    and keeps the scoring protocol's subsample of the surface points (`serving_subsample`),
+    the same points a full folder gives the protocol; "reference" computes the grids only.
+    """
+    if contents not in GT_CONTENTS:
+        raise ValueError(f"contents must be one of {GT_CONTENTS}, got {contents!r}")
     v, f = mesh.vertices, mesh.faces
     vox32 = voxelize_mesh(v, f, 32)
     vox128 = voxelize_mesh(v, f, 128)
-    points, normals, _ = sample_surface(v, f, N_SURFACE_POINTS, seed)
+    if contents == "reference":
+        return GroundTruth(mesh, vox32, vox128, None, None, None, None)
+    points64, normals64, _ = sample_surface(v, f, N_SURFACE_POINTS, seed)
+    points, normals = points64.astype(np.float32), normals64.astype(np.float32)
+    if contents == "serving":
+        kept, kept_normals = serving_subsample(points, normals)
+        return GroundTruth(mesh, vox32, vox128, kept, kept_normals, None, None)
     rng = np.random.default_rng(seed + 1)
     half = N_OCCUPANCY_POINTS // 2
     uniform = rng.uniform(-0.55, 0.55, size=(half, 3))
     near_idx = rng.integers(0, len(points), size=N_OCCUPANCY_POINTS - half)
-    near = points[near_idx] + rng.normal(scale=0.02, size=(len(near_idx), 3))
+    near = points64[near_idx] + rng.normal(scale=0.02, size=(len(near_idx), 3))
     occ_points = np.concatenate([uniform, near])
     occ_labels = points_inside(v, f, occ_points)
     return GroundTruth(
         mesh=mesh,
         voxels_32=vox32,
         voxels_128=vox128,
-        points=points.astype(np.float32),
-        normals=normals.astype(np.float32),
+        points=points,
+        normals=normals,
         occ_points=occ_points.astype(np.float32),
         occ_labels=occ_labels,
     )
@@ -200,42 +241,129 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(fh, array, allow_pickle=False)
 
 
-def write_ground_truth(directory: str | os.PathLike, gt: GroundTruth) -> None:
-    """Write a GroundTruth into `directory` with the layout's file names (atomic per file)."""
+def _packed_name(resolution: int) -> str:
+    return f"voxels_{resolution}.bits.npy"
+
+
+def serving_subsample(
+    points: np.ndarray, normals: np.ndarray, n: int = SERVING_POINTS, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The scoring protocol's subsample (`svr.evaluation.subsample_points`, n points, seed)
+    of surface points and normals (N, 3): what a "serving" folder stores."""
+    from svr.evaluation import subsample_points
+
+    kept, kept_normals = subsample_points(points, n, seed, normals)
+    return kept, kept_normals  # type: ignore[return-value]
+
+
+def write_ground_truth(
+    directory: str | os.PathLike, gt: GroundTruth, contents: str = "full", packed: bool = False
+) -> None:
+    """Write a GroundTruth into `directory` with the layout's file names (atomic per file).
+
+    contents: "full" writes every field; "serving" skips the occupancy samples and stores the
+    points and normals as given (the builder passes the protocol's subsample); "reference"
+    writes the mesh and the grids only. packed: grids as `voxels_<R>.bits.npy` (see the
+    module docstring) instead of bool `voxels_<R>.npy`; compact contents always pack.
+    """
+    if contents not in GT_CONTENTS:
+        raise ValueError(f"contents must be one of {GT_CONTENTS}, got {contents!r}")
+    packed = packed or contents != "full"
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     with atomic_path(d / "mesh.ply") as tmp:
         tmp.write_bytes(trimesh.exchange.ply.export_ply(gt.mesh, encoding="binary"))
-    _save_npy(d / "voxels_32.npy", gt.voxels_32.astype(bool))
-    _save_npy(d / "voxels_128.npy", gt.voxels_128.astype(bool))
-    _save_npy(d / "points.npy", gt.points.astype(np.float32))
-    _save_npy(d / "normals.npy", gt.normals.astype(np.float32))
+    for resolution, grid in ((32, gt.voxels_32), (128, gt.voxels_128)):
+        grid = np.asarray(grid, dtype=bool)
+        if grid.shape != (resolution,) * 3:
+            raise ValueError(
+                f"voxels_{resolution} must be bool {(resolution,) * 3}, got {grid.shape}"
+            )
+        if packed:
+            _save_npy(d / _packed_name(resolution), np.packbits(grid, axis=2))
+        else:
+            _save_npy(d / f"voxels_{resolution}.npy", grid)
+    if contents == "reference":
+        return
+    if gt.points is None or gt.normals is None:
+        raise ValueError(f"{contents!r} ground truth needs surface points and normals")
+    _save_npy(d / "points.npy", np.asarray(gt.points, dtype=np.float32))
+    _save_npy(d / "normals.npy", np.asarray(gt.normals, dtype=np.float32))
+    if contents == "serving":
+        return
+    if gt.occ_points is None or gt.occ_labels is None:
+        raise ValueError("full ground truth needs occupancy points and labels")
     with atomic_path(d / "occupancy.npz") as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, points=gt.occ_points.astype(np.float32), occupied=gt.occ_labels)
 
 
+def has_voxels(directory: str | os.PathLike, resolution: int) -> bool:
+    """True when `directory` holds the R^3 grid in either form."""
+    d = Path(directory)
+    return (d / _packed_name(resolution)).is_file() or (d / f"voxels_{resolution}.npy").is_file()
+
+
+def load_packed_voxels(directory: str | os.PathLike, resolution: int) -> np.ndarray:
+    """The R^3 grid of a ground-truth folder bit-packed: uint8 (R^3 / 8,), C order
+    (`np.packbits(grid.ravel())`), read from either form without unpacking a packed file."""
+    d = Path(directory)
+    path = d / _packed_name(resolution)
+    if path.is_file():
+        bits = np.load(path, allow_pickle=False)
+        if bits.dtype != np.uint8 or bits.shape != (resolution, resolution, resolution // 8):
+            raise ValueError(
+                f"{path}: expected uint8 {(resolution, resolution, resolution // 8)}, got "
+                f"{bits.dtype} {bits.shape}; the benchmark folder is damaged: rebuild it"
+            )
+        return bits.reshape(-1)
+    grid = np.load(d / f"voxels_{resolution}.npy", allow_pickle=False)
+    return np.packbits(np.asarray(grid, dtype=bool).ravel())
+
+
+def load_voxels(directory: str | os.PathLike, resolution: int) -> np.ndarray:
+    """The R^3 grid of a ground-truth folder: bool (R, R, R), axes (x, y, z), either form."""
+    d = Path(directory)
+    if (d / _packed_name(resolution)).is_file():
+        flat = np.unpackbits(load_packed_voxels(d, resolution), count=resolution**3)
+        return flat.reshape(resolution, resolution, resolution).astype(bool)
+    path = d / f"voxels_{resolution}.npy"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{d} holds no {resolution}^3 grid (neither {_packed_name(resolution)} nor "
+            f"voxels_{resolution}.npy); rebuild the benchmark"
+        )
+    return np.asarray(np.load(path, allow_pickle=False), dtype=bool)
+
+
+def _optional(path: Path) -> np.ndarray | None:
+    return np.load(path, allow_pickle=False) if path.is_file() else None
+
+
 def load_ground_truth(directory: str | os.PathLike, with_mesh: bool = True) -> GroundTruth:
-    """Read a GroundTruth written by `write_ground_truth`."""
+    """Read a GroundTruth written by `write_ground_truth` (any contents, packed or not)."""
     d = Path(directory)
     mesh = trimesh.load(d / "mesh.ply", force="mesh", process=False) if with_mesh else None
-    with np.load(d / "occupancy.npz", allow_pickle=False) as occ:
-        occ_points, occ_labels = occ["points"], occ["occupied"]
+    occ_points = occ_labels = None
+    if (d / "occupancy.npz").is_file():
+        with np.load(d / "occupancy.npz", allow_pickle=False) as occ:
+            occ_points, occ_labels = occ["points"], occ["occupied"]
     return GroundTruth(
         mesh=mesh,  # type: ignore[arg-type]
-        voxels_32=np.load(d / "voxels_32.npy", allow_pickle=False),
-        voxels_128=np.load(d / "voxels_128.npy", allow_pickle=False),
-        points=np.load(d / "points.npy", allow_pickle=False),
-        normals=np.load(d / "normals.npy", allow_pickle=False),
+        voxels_32=load_voxels(d, 32),
+        voxels_128=load_voxels(d, 128),
+        points=_optional(d / "points.npy"),
+        normals=_optional(d / "normals.npy"),
         occ_points=occ_points,
         occ_labels=occ_labels,
     )
 
 
 def test_checksum(root: str | os.PathLike) -> str:
-    """SHA-256 over the test split's ground-truth arrays (voxels and points), in sorted order."""
+    """SHA-256 over the test split's ground-truth arrays (voxels, either form, and points), in
+    sorted order of their paths."""
     root = Path(root)
     digest = hashlib.sha256()
-    names = ("voxels_32.npy", "voxels_128.npy", "points.npy")
+    names = ("voxels_32.npy", "voxels_128.npy", "points.npy", _packed_name(32), _packed_name(128))
     files = sorted(p for p in (root / "test").rglob("*.npy") if p.name in names)
     for path in files:
         digest.update(path.relative_to(root).as_posix().encode())
@@ -274,7 +402,9 @@ class Benchmark:
         for name in wanted:
             folder = self.root / split / name
             if folder.is_dir():
-                refs += [ShapeRef(split, name, p.name) for p in sorted(folder.iterdir()) if p.is_dir()]
+                refs += [
+                    ShapeRef(split, name, p.name) for p in sorted(folder.iterdir()) if p.is_dir()
+                ]
         return refs
 
     def views(self, shape: ShapeRef) -> list[int]:
@@ -301,6 +431,21 @@ class Benchmark:
 
     def ground_truth(self, item: Item, with_mesh: bool = False) -> GroundTruth:
         return load_ground_truth(self.gt_dir(item), with_mesh=with_mesh)
+
+    def check_protocol(self, n_samples: int, seed: int) -> None:
+        """Raise ValueError when the stored test samples cannot give a protocol drawing
+        `n_samples` surface points with `seed` the scores a full build gives (a compact build
+        keeps exactly the default protocol's subsample)."""
+        kept = self.meta.stored_points
+        if self.meta.split_contents("test") != "serving" or not kept:
+            return
+        if (int(kept.get("n", -1)), int(kept.get("seed", -1))) != (int(n_samples), int(seed)):
+            raise ValueError(
+                f"{self.root} is a compact build that keeps {kept.get('n')} surface points per "
+                f"test shape (the subsample of seed {kept.get('seed')}); a protocol with "
+                f"n_samples={n_samples}, seed={seed} needs the full ground truth: build it with "
+                "`python -m svr.data build --preset P --out DIR` (all files)"
+            )
 
     def image_path(self, item: Item) -> Path:
         return item.shape.path(self.root) / "views" / f"{item.view}.png"

@@ -1,6 +1,6 @@
 """Statistics of a benchmark: counts, shape similarity within and across classes, Oracle NN.
 
-All IoU figures use the object-frame 32^3 grids (`voxels_32.npy` in each shape folder),
+All IoU figures use the object-frame 32^3 grids (`voxels_32.npy` or its packed form in each shape folder),
 also for viewer-frame benchmarks, so that they describe the shapes and not the views.
 
 - within-class IoU: mean IoU over all unordered pairs of distinct training shapes of the
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from svr.data.layout import Benchmark
+from svr.data.layout import Benchmark, load_voxels
 
 __all__ = ["Distribution", "ClassStats", "StatsReport", "pairwise_iou", "stats"]
 
@@ -164,8 +164,8 @@ def stats(root: str | os.PathLike) -> StatsReport:
         labels = np.array([names.index(r.class_name) for r in refs], dtype=np.int64)
         grids = np.zeros((len(refs), 32**3), dtype=bool)
         for n, ref in enumerate(refs):
-            path = ref.path(bench.root) / "voxels_32.npy"
-            grid = np.load(path, allow_pickle=False)
+            path = ref.path(bench.root)
+            grid = load_voxels(path, 32)
             if grid.shape != (32, 32, 32):
                 raise ValueError(f"{path}: expected a (32, 32, 32) grid, got {grid.shape}")
             grids[n] = grid.reshape(-1)

@@ -179,14 +179,9 @@ def member_mean_shape(grids: np.ndarray) -> tuple[np.ndarray, float, float]:
 def _read_grids(data: TrainingData, targets: np.ndarray, resolution: int) -> np.ndarray:
     if resolution == 32:
         return unpack_grids(data.vox32[targets], 32)
-    return np.stack(
-        [
-            np.load(
-                data.root / data.target_keys[t] / f"voxels_{resolution}.npy", allow_pickle=False
-            )
-            for t in targets
-        ]
-    ).astype(bool)
+    from svr.data.layout import load_voxels
+
+    return np.stack([load_voxels(data.root / data.target_keys[t], resolution) for t in targets])
 
 
 def cluster_shapes(

@@ -4,7 +4,9 @@
   IoU at 32^3 against the item's ground truth. Not a method: an upper bound for any pure
   retrieval approach. It keeps only the list of training targets; at prediction time it reads
   their 32^3 grids (once) and the test ground truth from the benchmark, and answers with the
-  chosen training shape's own mesh and 128^3 grid.
+  chosen training shape's own mesh and 128^3 grid. Nothing is learnt, so on a benchmark whose
+  training split is not the one it was made on (another preset, e.g. `small` with the
+  shipped `default` oracle) its database is that benchmark's own training split.
 - `mean_shape` (a class prior): a small image classifier predicts the class; the answer is the
   class's mean training shape at 128^3 (from up to `members_per_class` members, thresholded at
   the mean-IoU-optimal value like the clustering baseline). It reads no ground truth at test
@@ -14,6 +16,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ from torch import nn
 
 from svr.classes import CLASS_NAMES
 from svr.data.dataset import Batch, TrainingData, load_grids, unpack_grids
+from svr.data.layout import load_voxels
 from svr.geometry import grid_to_mesh
 from svr.models.base import ReconstructionModel
 from svr.models.clustering import cluster_shapes
@@ -35,6 +39,8 @@ from svr.models.retrieval import pairwise_iou
 from svr.types import Prediction
 
 __all__ = ["OracleConfig", "OracleNN", "MeanShapeConfig", "MeanShape"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class OracleNN(ReconstructionModel):
         super().__init__(config)
         self.database_keys: list[str] = []
         self._database: tuple[str, np.ndarray] | None = None  # (root, bool (T, 32768))
+        self._active_keys: list[str] = []  # the targets of `_database` (rows)
 
     def prepare(self, data: TrainingData, progress: bool = False) -> None:
         self.database_keys = list(data.target_keys)
@@ -71,17 +78,29 @@ class OracleNN(ReconstructionModel):
 
     def _database_grids(self, root: Path) -> np.ndarray:
         if self._database is None or self._database[0] != str(root):
-            missing = [
-                k for k in self.database_keys[:1] if not (root / k / "voxels_32.npy").is_file()
-            ]
-            if missing or not self.database_keys:
-                raise ValueError(
-                    f"{root} does not hold the training shapes this oracle was built on "
-                    f"(e.g. {missing[:1]}); rebuild it with `python -m svr.train oracle_nn --data {root}`"
-                )
-            packed = load_grids(root, self.database_keys, 32)
+            keys = self._keys_for(root)
+            packed = load_grids(root, keys, 32)
             self._database = (str(root), unpack_grids(packed, 32).reshape(len(packed), -1))
+            self._active_keys = keys
         return self._database[1]
+
+    def _keys_for(self, root: Path) -> list[str]:
+        """The stored training targets when `root` holds all of them, else `root`'s own."""
+        from svr.data.layout import has_voxels
+
+        if self.database_keys and all(has_voxels(root / k, 32) for k in self.database_keys):
+            return list(self.database_keys)
+        own = _training_targets(root)
+        if not own:
+            raise ValueError(
+                f"{root} holds no training shapes for Oracle NN to search: add them with "
+                f"`python -m svr.data add-train --benchmark {root} --reference`"
+            )
+        logger.info(
+            "oracle_nn: %s lacks the %d training targets it was made on; using its own %d",
+            root, len(self.database_keys), len(own),
+        )  # fmt: skip
+        return own
 
     def reconstruct_items(self, benchmark: Any, items: Sequence[Any]) -> list[Prediction]:
         """For each item (`svr.data.layout.Item`) read its 32^3 ground truth and answer with
@@ -91,20 +110,17 @@ class OracleNN(ReconstructionModel):
         out: list[Prediction] = []
         for s in range(0, len(items), self.config.chunk):
             chunk = items[s : s + self.config.chunk]
-            gts = np.stack(
-                [
-                    np.load(benchmark.gt_dir(it) / "voxels_32.npy", allow_pickle=False)
-                    for it in chunk
-                ]
-            ).reshape(len(chunk), -1)
+            gts = np.stack([load_voxels(benchmark.gt_dir(it), 32) for it in chunk]).reshape(
+                len(chunk), -1
+            )
             iou = pairwise_iou(gts, db)
             best = iou.argmax(1)
             for i, row in enumerate(best):
-                folder = root / self.database_keys[row]
+                folder = root / self._active_keys[row]
                 mesh = trimesh.load(folder / "mesh.ply", force="mesh", process=False)
-                grid = np.load(folder / "voxels_128.npy", allow_pickle=False).astype(bool)
+                grid = load_voxels(folder, 128)
                 info = {
-                    "retrieved": self.database_keys[row],
+                    "retrieved": self._active_keys[row],
                     "iou_32": round(float(iou[i, row]), 4),
                 }
                 out.append(
@@ -118,6 +134,30 @@ class OracleNN(ReconstructionModel):
     def import_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.database_keys = [str(k) for k in arrays["database_keys"]]
         self._database = None
+
+
+def _training_targets(root: Path) -> list[str]:
+    """Ground-truth folders (relative, posix) of the training split at `root` that hold a
+    32^3 grid: one per shape in the object frame, one per view (`frames/<k>`) in the viewer
+    frame; sorted."""
+    from svr.data.layout import Benchmark, has_voxels
+
+    bench = Benchmark(root)
+    keys = []
+    for ref in bench.shapes("train"):
+        folder = ref.path(root)
+        if bench.meta.frame == "viewer":
+            frames = folder / "frames"
+            views = (
+                sorted(int(p.name) for p in frames.iterdir() if p.name.isdigit())
+                if frames.is_dir()
+                else []
+            )
+            candidates = [frames / str(v) for v in views]
+        else:
+            candidates = [folder]
+        keys += [c.relative_to(root).as_posix() for c in candidates if has_voxels(c, 32)]
+    return keys
 
 
 @dataclass(frozen=True)

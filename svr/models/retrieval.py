@@ -297,11 +297,13 @@ class Retrieval(ReconstructionModel):
         root = self.database_root
         if root is None:
             return None
+        from svr.data.layout import has_voxels, load_voxels
+
         folder = Path(root) / self.database_keys[row]
-        if not (folder / "mesh.ply").is_file() or not (folder / "voxels_128.npy").is_file():
+        if not (folder / "mesh.ply").is_file() or not has_voxels(folder, 128):
             return None
         mesh = trimesh.load(folder / "mesh.ply", force="mesh", process=False)
-        return mesh, np.load(folder / "voxels_128.npy", allow_pickle=False).astype(bool)
+        return mesh, load_voxels(folder, 128)
 
     def answer(self, row: int) -> tuple[trimesh.Trimesh, np.ndarray]:
         """Mesh and bool grid of database entry `row` (128^3 + own mesh if the benchmark is
