@@ -43,6 +43,7 @@ __all__ = [
     "SubmissionScores",
     "score_submission",
     "aggregate",
+    "summarise",
     "item_prediction_data",
 ]
 
@@ -266,7 +267,34 @@ def score_submission(
     if progress is not None:
         progress(total, total)
 
+    elapsed = time.monotonic() - start
+    logger.info("scored %d items in %.1f s; %d ground-truth loads", total, elapsed, gt_cache.loads)
+    return summarise(
+        items, status, test_ids, keys, protocol=protocol.identifier,
+        benchmark=benchmark.meta.identifier, method=parsed.manifest.method,
+        representation=kind, sha256=parsed.sha256, headline=protocol.headline_key,
+        protocol_config=protocol.to_dict(), elapsed_s=elapsed,
+    )  # fmt: skip
+
+
+def summarise(
+    items: dict[str, Metrics],
+    status: dict[str, str],
+    test_ids: list[str],
+    keys: list[str],
+    **meta: Any,
+) -> SubmissionScores:
+    """SubmissionScores from per-item scores: per-class and overall aggregates, class counts
+    and coverage. One function for one worker's run and for shards scored by many
+    (`leaderboard.shards.combine`), so both give the same numbers bit for bit.
+
+    items / status: every test id -> metric key -> value, and -> "ok" | "empty" | "missing";
+    test_ids: the benchmark's order (the aggregates are summed in it); keys: the metric keys
+    in order; meta: the other SubmissionScores fields (protocol, benchmark, method,
+    representation, sha256, headline, protocol_config, elapsed_s).
+    """
     items = {i: items[i] for i in test_ids}
+    total = len(test_ids)
     per_class, overall = aggregate(items, keys)
     class_counts: dict[str, dict[str, int]] = {}
     for item_id in test_ids:
@@ -276,8 +304,8 @@ def score_submission(
         counts["n"] += 1
         if status[item_id] in ("missing", "empty"):
             counts[status[item_id]] += 1
-    n_missing = sum(1 for s in status.values() if s == "missing")
-    n_empty = sum(1 for s in status.values() if s == "empty")
+    n_missing = sum(1 for i in test_ids if status[i] == "missing")
+    n_empty = sum(1 for i in test_ids if status[i] == "empty")
     coverage = {
         "fraction": (total - n_missing - n_empty) / total,
         "n_items": total,
@@ -285,24 +313,12 @@ def score_submission(
         "n_missing": n_missing,
         "n_empty": n_empty,
     }
-    elapsed = time.monotonic() - start
-    logger.info(
-        "scored %d items (%d missing, %d empty) in %.1f s; %d ground-truth loads",
-        total, n_missing, n_empty, elapsed, gt_cache.loads,
-    )  # fmt: skip
     return SubmissionScores(
-        protocol=protocol.identifier,
-        benchmark=benchmark.meta.identifier,
-        method=parsed.manifest.method,
-        representation=kind,
-        sha256=parsed.sha256,
         items=items,
-        item_status=status,
+        item_status={i: status[i] for i in test_ids},
         per_class=per_class,
         class_counts=class_counts,
         overall=overall,
         coverage=coverage,
-        headline=protocol.headline_key,
-        elapsed_s=elapsed,
-        protocol_config=protocol.to_dict(),
+        **meta,
     )

@@ -13,6 +13,9 @@
 | SVR_MAX_ATTEMPTS          | 3                           | interrupted scoring attempts before a job fails  |
 | SVR_SCORING_TIME_LIMIT    | 3600                        | seconds one scoring job may take                 |
 | SVR_HEARTBEAT_STALE       | 300                         | seconds without heartbeat before a job is requeued |
+| SVR_HEARTBEAT_INTERVAL    | 10                          | seconds between a worker's heartbeats (< SVR_HEARTBEAT_STALE) |
+| SVR_POLL_INTERVAL         | 2                           | seconds an idle worker waits before looking again |
+| SVR_SHARD_ITEMS           | 1000                        | a submission of more test items is split into shards of about this many, scored by every worker (0: never split) |
 | SVR_MAX_ARCHIVE_MB        | 2048                        | largest archive accepted (MB)                    |
 | SVR_SCRATCH_MB            | 1024                        | most a .tar.gz may take unpacked for validation (MB) |
 | SVR_SCORING_DEVICE        | (auto)                      | cpu or cuda                                      |
@@ -83,6 +86,7 @@ class LeaderboardSettings:
     heartbeat_stale_s: float = 300.0
     heartbeat_interval_s: float = 10.0
     poll_interval_s: float = 2.0
+    shard_items: int = 1000  # split larger submissions into shards (leaderboard.shards); 0: off
     max_archive_bytes: int = 2048 * (1 << 20)
     scratch_budget_bytes: int = 1024 * (1 << 20)
     scoring_device: str | None = None
@@ -140,6 +144,13 @@ class LeaderboardSettings:
         device = (env.get("SVR_SCORING_DEVICE") or "").strip() or None
         if device not in (None, "cpu", "cuda"):
             raise ValueError(f"SVR_SCORING_DEVICE={device!r}: expected cpu or cuda")
+        stale = _float(env, "SVR_HEARTBEAT_STALE", 300.0)
+        beat = _float(env, "SVR_HEARTBEAT_INTERVAL", min(10.0, stale / 3))
+        if beat >= stale:
+            raise ValueError(
+                f"SVR_HEARTBEAT_INTERVAL={beat:g} must be shorter than SVR_HEARTBEAT_STALE="
+                f"{stale:g} (else live workers look dead)"
+            )
         return cls(
             home=home,
             database_url=env.get("DATABASE_URL", "").strip(),
@@ -151,7 +162,10 @@ class LeaderboardSettings:
             max_concurrent=env_int(env, "SVR_MAX_CONCURRENT", 2),
             max_attempts=env_int(env, "SVR_MAX_ATTEMPTS", 3, minimum=1),
             scoring_time_limit_s=_float(env, "SVR_SCORING_TIME_LIMIT", 3600.0),
-            heartbeat_stale_s=_float(env, "SVR_HEARTBEAT_STALE", 300.0),
+            heartbeat_stale_s=stale,
+            heartbeat_interval_s=beat,
+            poll_interval_s=_float(env, "SVR_POLL_INTERVAL", 2.0),
+            shard_items=env_int(env, "SVR_SHARD_ITEMS", 1000, minimum=0),
             max_archive_bytes=env_int(env, "SVR_MAX_ARCHIVE_MB", 2048, minimum=1) * (1 << 20),
             scratch_budget_bytes=env_int(env, "SVR_SCRATCH_MB", 1024, minimum=1) * (1 << 20),
             scoring_device=device,

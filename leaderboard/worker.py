@@ -6,7 +6,16 @@ process against the same database: `python -m leaderboard worker [--once]`.
 Guarantees:
 - Claiming is one atomic `UPDATE submissions SET status='scoring' ... WHERE id=? AND
   status='queued'`; a worker owns a job only if its update changed the row, so two workers
-  never score the same job.
+  never score the same job. On PostgreSQL the candidate is read `FOR UPDATE SKIP LOCKED`,
+  so racing workers take different jobs instead of waiting on one row.
+- A submission of more than `shard_items` test items is split into shards
+  (`leaderboard.shards`): the worker that claimed it (the coordinator) writes the shards,
+  every worker claims and scores shards (idle workers look for shards before new jobs), and
+  the coordinator merges them once all are done, with the numbers one worker would give.
+  A worker killed mid-shard loses only that shard (claimed again once its heartbeat is
+  stale); a coordinator killed mid-job leaves the done shards, which its successor keeps.
+- Database errors of a lost connection (a restarted PostgreSQL server) are retried with
+  back-off for up to a minute; pooled connections are checked before use.
 - While scoring, a heartbeat thread refreshes `heartbeat_at`; progress (items done / total)
   is written to the row. Results are stored in one transaction, and only if the worker
   still owns the job (it may have been deleted or requeued meanwhile).
@@ -25,14 +34,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from leaderboard.db import ClassResult, ItemScore, Status, Submission, utcnow
+from leaderboard import shards
+from leaderboard.db import ClassResult, ItemScore, ScoreShard, Status, Submission, utcnow
 from leaderboard.settings import LeaderboardSettings
 from leaderboard.storage import ArchiveStore
 from svr.limits import release_memory
@@ -60,6 +73,19 @@ class JobLost(RuntimeError):
 
 class _Stopping(RuntimeError):
     """The worker was asked to stop in the middle of a job."""
+
+
+class _ShardFailed(RuntimeError):
+    """A shard of the job failed; the message is the reason for the submitter."""
+
+
+class _ShardLost(RuntimeError):
+    """The shard was taken away (its heartbeat went stale and another worker claimed it)."""
+
+
+# Errors of a lost or refused database connection: worth retrying.
+_TRANSIENT = (OperationalError, InterfaceError)
+_RETRY_FOR_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -126,6 +152,7 @@ class Worker:
         self._benchmark: Any = None
         self._benchmark_stamp: int | None = None
         self._stop: threading.Event | None = None
+        self._held: tuple[int, ExitStack, Any] | None = None  # (submission, its opener, parsed)
 
     # ------------------------------------------------------------------ helpers
 
@@ -153,6 +180,22 @@ class Worker:
             & (Submission.status == Status.SCORING)
             & (Submission.claimed_by == self.ident)
         )
+
+    def _retry(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)`, retried with back-off while the database is unreachable (at most
+        `_RETRY_FOR_S` seconds); other errors go through at once."""
+        deadline = time.monotonic() + _RETRY_FOR_S
+        delay = 0.2
+        while True:
+            try:
+                return fn(*args)
+            except _TRANSIENT as exc:
+                if time.monotonic() > deadline:
+                    raise
+                logger.warning("%s: database unavailable (%s); retrying in %.1f s",
+                               what, type(exc).__name__, delay)  # fmt: skip
+                time.sleep(delay)
+                delay = min(2 * delay, 5.0)
 
     # ------------------------------------------------------------------ recovery
 
@@ -257,6 +300,7 @@ class Worker:
                     .where(Submission.status == Status.QUEUED, Submission.deleted.is_(False))
                     .order_by(Submission.id)
                     .limit(1)
+                    .with_for_update(skip_locked=True)
                 )
                 if candidate is None:
                     return None
@@ -331,8 +375,13 @@ class Worker:
             now = time.monotonic()
             if done < total and now - last[0] < 0.5:
                 return
+            try:
+                self._touch(submission_id, progress_done=done, progress_total=total)
+            except _TRANSIENT as exc:  # the database is away: the heartbeat keeps trying
+                logger.warning("progress of submission %d not saved: %s", submission_id,
+                               type(exc).__name__)  # fmt: skip
+                return
             last[0] = now
-            self._touch(submission_id, progress_done=done, progress_total=total)
 
         heart = threading.Thread(target=beat, name=f"heartbeat-{submission_id}", daemon=True)
         heart.start()
@@ -346,14 +395,17 @@ class Worker:
                 manifest=Manifest(**manifest) if manifest else None,
                 scratch_budget=self.settings.scratch_budget_bytes,
             ) as parsed:  # fmt: skip
-                scores = score_fn(
-                    parsed, self.benchmark, protocol=self.protocol,
-                    device=self.settings.scoring_device, progress=progress,
-                    time_limit_s=self.settings.scoring_time_limit_s,
-                )  # fmt: skip
+                if 0 < self.settings.shard_items < len(parsed.test_ids):
+                    scores = self._score_sharded(submission_id, parsed, progress)
+                else:
+                    scores = score_fn(
+                        parsed, self.benchmark, protocol=self.protocol,
+                        device=self.settings.scoring_device, progress=progress,
+                        time_limit_s=self.settings.scoring_time_limit_s,
+                    )  # fmt: skip
             stop.set()
             heart.join()
-            self._store_scores(submission_id, scores)
+            self._retry("storing results", self._store_scores, submission_id, scores)
             return JobOutcome(submission_id, Status.DONE)
         except JobLost as exc:
             logger.warning("%s", exc)
@@ -373,11 +425,9 @@ class Worker:
             logger.info("submission %d requeued: worker stopping", submission_id)
             return JobOutcome(submission_id, Status.QUEUED, "worker stopped")
         except ScoringTimeout as exc:
-            reason = (
-                f"scoring exceeded the time limit of {self.settings.scoring_time_limit_s:g} s "
-                f"({exc}); make predictions lighter (fewer points or faces, smaller grids)"
-            )
-            return self._fail(submission_id, reason, [])
+            return self._fail(submission_id, self._timeout_reason(exc), [])
+        except _ShardFailed as exc:
+            return self._fail(submission_id, str(exc), [])
         except SubmissionError as exc:
             return self._fail(submission_id, exc.reason, exc.details)
         except FileNotFoundError as exc:
@@ -394,18 +444,33 @@ class Worker:
             stop.set()
             heart.join()
 
+    def _timeout_reason(self, exc: BaseException) -> str:
+        return (
+            f"scoring exceeded the time limit of {self.settings.scoring_time_limit_s:g} s "
+            f"({exc}); make predictions lighter (fewer points or faces, smaller grids)"
+        )
+
     def _fail(self, submission_id: int, reason: str, details: list[str]) -> JobOutcome:
         paths = (self.settings.home, self.benchmark_dir)
         reason = redact(reason, paths)
         details = [redact(d, paths) for d in details]
-        with self.factory() as session:
-            result = session.execute(
-                update(Submission)
-                .where(self._owned(submission_id))
-                .values(**_failed(reason), details=list(details), updated_at=utcnow())
-            )
-            session.commit()
-        if result.rowcount == 0:
+
+        def write() -> int:
+            with self.factory() as session:
+                result = session.execute(
+                    update(Submission)
+                    .where(self._owned(submission_id))
+                    .values(**_failed(reason), details=list(details), updated_at=utcnow())
+                )
+                session.execute(
+                    update(ScoreShard)
+                    .where(ScoreShard.submission_id == submission_id)
+                    .values(result=None)
+                )
+                session.commit()
+            return result.rowcount
+
+        if self._retry("storing a failure", write) == 0:
             return JobOutcome(submission_id, "lost", reason)
         logger.info("submission %d failed: %s", submission_id, reason)
         return JobOutcome(submission_id, Status.FAILED, reason)
@@ -422,6 +487,11 @@ class Worker:
                 raise JobLost(f"submission {submission_id} was taken away before storing")
             session.execute(delete(ClassResult).where(ClassResult.submission_id == submission_id))
             session.execute(delete(ItemScore).where(ItemScore.submission_id == submission_id))
+            session.execute(  # shard results are merged now; the rows stay as a record
+                update(ScoreShard)
+                .where(ScoreShard.submission_id == submission_id)
+                .values(result=None)
+            )
             session.add_all(
                 ClassResult(
                     submission_id=submission_id,
@@ -477,8 +547,13 @@ class Worker:
     # ------------------------------------------------------------------ loops
 
     def run_once(self) -> JobOutcome | None:
-        """Recover abandoned jobs, then claim and score one; None if the queue was empty."""
+        """Recover abandoned jobs; score one shard of a submission being scored if there is
+        one, else claim and score one job; None if there was nothing to do."""
         self.recover()
+        outcome = self.run_shard()
+        if outcome is not None:
+            return outcome
+        self._release_held()
         submission_id = self.claim()
         if submission_id is None:
             return None
@@ -500,6 +575,215 @@ class Worker:
             if outcome is None:
                 wake.wait(self.settings.poll_interval_s)
                 wake.clear()
+        self._release_held()
+
+    # ------------------------------------------------------------------ shards
+
+    def _score_sharded(self, submission_id: int, parsed: Any, progress: Any) -> Any:
+        """Coordinate the shards of a claimed job: write them, score shards until none is
+        left to take, wait for the other workers' shards, merge. Returns SubmissionScores.
+
+        Raises _ShardFailed (a shard failed: its reason), JobLost or _Stopping."""
+        start = time.monotonic()
+        test_ids = list(parsed.test_ids)
+        ranges = shards.plan_shards(test_ids, self.settings.shard_items)
+        stale_before = utcnow() - _seconds(self.settings.heartbeat_stale_s)
+
+        def write() -> int:
+            with self.factory() as session, session.begin():
+                attempts = session.scalar(
+                    select(Submission.attempts).where(self._owned(submission_id))
+                )
+                if attempts is None:
+                    raise JobLost(f"submission {submission_id} was taken away")
+                # A resumed job (attempt 2 or later) keeps the shards already scored.
+                return shards.write_shards(session, submission_id, ranges, attempts > 1,
+                                           stale_before)  # fmt: skip
+
+        todo = self._retry("writing shards", write)
+        logger.info("submission %d: %d items in %d shards, %d to score", submission_id,
+                    len(test_ids), len(ranges), todo)  # fmt: skip
+        total = len(test_ids)
+        while True:
+            state = self._retry("reading shards", shards.shard_progress, self.factory,
+                                submission_id)  # fmt: skip
+            if state.failure:
+                raise _ShardFailed(state.failure)
+            progress(state.items_done, total)
+            if state.complete:
+                break
+            claim = self._retry(
+                "claiming a shard", shards.claim_shard, self.factory, self.ident,
+                self.settings.heartbeat_stale_s, self.settings.max_attempts, submission_id,
+            )  # fmt: skip
+            if claim is None:  # the rest is being scored by other workers
+                if self._stop is not None and self._stop.wait(
+                    min(0.5, self.settings.poll_interval_s)
+                ):
+                    progress(state.items_done, total)  # raises _Stopping
+                elif self._stop is None:
+                    time.sleep(min(0.5, self.settings.poll_interval_s))
+                continue
+            base = state.items_done
+
+            def outer(done: int, _total: int, base: int = base) -> None:
+                progress(min(base + done, total - 1), total)
+
+            self._score_shard(claim, parsed, outer)
+        parts = self._retry("reading shard results", lambda: list(
+            shards.shard_results(self.factory, submission_id)))  # fmt: skip
+        return shards.combine(parts, test_ids, time.monotonic() - start)
+
+    def _score_shard(self, claim: shards.ShardClaim, parsed: Any,
+                     outer: Callable[[int, int], None] | None = None) -> str:  # fmt: skip
+        """Score one claimed shard and store its result; "done", "failed" or "lost".
+
+        `outer` (the coordinator's progress) is called too and may raise JobLost/_Stopping;
+        the shard then goes back to the queue and the error propagates."""
+        from leaderboard.validation import SubmissionError
+
+        try:
+            from leaderboard.scoring import ScoringTimeout
+        except ImportError:  # pragma: no cover - scoring module missing
+            ScoringTimeout = TimeoutError  # type: ignore[misc,assignment]  # noqa: N806
+
+        view = shards.ShardView(parsed, list(parsed.test_ids)[claim.start : claim.stop])
+        stop, lost = threading.Event(), threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.settings.heartbeat_interval_s):
+                try:
+                    if not shards.touch_shard(self.factory, claim, self.ident):
+                        lost.set()
+                        return
+                except Exception:  # the database is away: try again at the next beat
+                    logger.exception("heartbeat of shard %d failed", claim.shard_id)
+
+        def progress(done: int, total: int) -> None:
+            if lost.is_set():
+                raise _ShardLost(f"shard {claim.shard_id} was taken away")
+            if self._stop is not None and self._stop.is_set():
+                raise _Stopping(f"worker {self.ident} stopping")
+            if outer is not None:
+                outer(done, total)
+
+        with self.factory() as session:
+            started = session.scalar(
+                select(Submission.started_at).where(Submission.id == claim.submission_id)
+            )
+        limit = self.settings.scoring_time_limit_s
+        if started is not None:
+            limit = max(0.0, limit - (utcnow() - started).total_seconds())
+        heart = threading.Thread(target=beat, name=f"shard-{claim.shard_id}", daemon=True)
+        heart.start()
+        paths = (self.settings.home, self.benchmark_dir)
+        score_fn = self.score_fn or _default_score_fn()
+        reason: str | None = None
+        try:
+            part = score_fn(
+                view, self.benchmark, protocol=self.protocol,
+                device=self.settings.scoring_device, progress=progress, time_limit_s=limit,
+            )  # fmt: skip
+            stop.set()
+            heart.join()
+            result = shards.part_of(part)
+            if self._retry("storing a shard", shards.finish_shard, self.factory, claim,
+                           self.ident, result):  # fmt: skip
+                logger.info("%s scored shard %d of submission %d (%d items)", self.ident,
+                            claim.index, claim.submission_id, claim.stop - claim.start)  # fmt: skip
+                return "done"
+            return "lost"
+        except _ShardLost as exc:
+            logger.warning("%s", exc)
+            return "lost"
+        except (_Stopping, JobLost):
+            stop.set()
+            heart.join()
+            self._retry("releasing a shard", shards.release_shard, self.factory, claim,
+                        self.ident)  # fmt: skip
+            raise
+        except ScoringTimeout as exc:
+            reason = self._timeout_reason(exc)
+        except SubmissionError as exc:
+            reason = "; ".join([exc.reason, *exc.details[:5]])
+        except Exception as exc:
+            logger.exception("scoring shard %d failed", claim.shard_id)
+            reason = (f"internal error while scoring ({type(exc).__name__}: {exc}); "
+                      "a maintainer can rescore it once fixed")  # fmt: skip
+        finally:
+            stop.set()
+            heart.join()
+        self._retry("storing a shard failure", shards.fail_shard, self.factory, claim,
+                    self.ident, redact(reason, paths))  # fmt: skip
+        return "failed"
+
+    def run_shard(self) -> JobOutcome | None:
+        """Claim and score one shard of any submission being scored; None if none is free.
+
+        The submission's archive stays open between its shards (`_held`)."""
+        claim = self._retry(
+            "claiming a shard", shards.claim_shard, self.factory, self.ident,
+            self.settings.heartbeat_stale_s, self.settings.max_attempts,
+        )  # fmt: skip
+        if claim is None:
+            return None
+        try:
+            parsed = self._open_held(claim.submission_id)
+        except _Stopping:
+            raise
+        except Exception as exc:
+            from leaderboard.validation import SubmissionError
+
+            self._release_held()
+            if isinstance(exc, SubmissionError):
+                reason = exc.reason
+            elif isinstance(exc, FileNotFoundError):
+                reason = f"the stored archive is missing: {exc}"
+            else:
+                logger.exception("opening submission %d for a shard failed", claim.submission_id)
+                reason = f"internal error while opening the archive ({type(exc).__name__})"
+            paths = (self.settings.home, self.benchmark_dir)
+            shards.fail_shard(self.factory, claim, self.ident, redact(reason, paths))
+            return JobOutcome(claim.submission_id, "shard failed", reason)
+        try:
+            state = self._score_shard(claim, parsed)
+        except _Stopping:
+            return JobOutcome(claim.submission_id, Status.QUEUED, "worker stopped")
+        finally:
+            release_memory()
+        return JobOutcome(claim.submission_id, f"shard {state}", f"shard {claim.index}")
+
+    def _open_held(self, submission_id: int) -> Any:
+        """The parsed archive of `submission_id`, opened once for all its shards."""
+        from leaderboard.validation import Manifest
+
+        if self._held is not None and self._held[0] == submission_id:
+            return self._held[2]
+        self._release_held()
+        with self.factory() as session:
+            row = session.get(Submission, submission_id)
+            if row is None:
+                raise FileNotFoundError(f"submission {submission_id} is gone")
+            sha, ext, manifest = row.archive_sha256, row.archive_ext, dict(row.manifest)
+        open_fn = self.open_fn or _default_open_fn()
+        self.settings.scratch_dir.mkdir(parents=True, exist_ok=True)
+        stack = ExitStack()
+        try:
+            parsed = stack.enter_context(open_fn(
+                self.store.get(sha, ext), self.benchmark, scratch=self.settings.scratch_dir,
+                manifest=Manifest(**manifest) if manifest else None,
+                scratch_budget=self.settings.scratch_budget_bytes,
+            ))  # fmt: skip
+        except BaseException:
+            stack.close()
+            raise
+        self._held = (submission_id, stack, parsed)
+        return parsed
+
+    def _release_held(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            held[1].close()
 
 
 def _seconds(s: float) -> Any:
@@ -565,7 +849,8 @@ def run_worker_command(args: argparse.Namespace) -> int:
     engine = make_engine(settings.database_url)
     upgrade(engine)
     worker = Worker(make_session_factory(engine), settings, Path(benchmark_dir))
-    print(f"worker {worker.ident} on {settings.database_url}")
+    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    print(f"worker {worker.ident} on {where}")
     if args.once:
         outcome = worker.run_once()
         print("queue empty" if outcome is None else f"submission {outcome.submission_id}: "
