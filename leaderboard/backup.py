@@ -1,11 +1,17 @@
-"""Optional backup of the leaderboard (database and archives) and restore at start.
+"""Optional backup of the leaderboard (database, archives, the built benchmark) and restore
+at start.
 
 Off unless `SVR_BACKUP_REPO` names a private Hugging Face dataset repository. A backup
 writes a consistent snapshot of the SQLite database (sqlite3's online backup API, safe while
-the app writes) as `svr.db`, and uploads stored archives not yet in the target under
-`archives/ab/<sha256><ext>`. At start, when the local database file is missing, it is
-restored from the target. Offline (HF_HUB_OFFLINE=1) or without a token, backup is disabled
-with a log message, never an error.
+the app writes) as `svr.db`, uploads stored archives not yet in the target under
+`archives/ab/<sha256><ext>`, and, once per benchmark identifier, the built benchmark the
+app serves (`benchmark.json`, the test and validation splits; the training split is left
+out: it is rebuilt on demand) as one uncompressed tar `benchmark/<identifier>.tar`, named
+by `benchmark/CURRENT`. The test split's ground truth goes with it: the repository must be
+private. At start, when the local database file is missing, it is restored from the
+target, and so is the benchmark when its folder holds none, so a Space without persistent
+storage serves and scores at once instead of building again. Offline (HF_HUB_OFFLINE=1) or
+without a token, backup is disabled with a log message, never an error.
 
 Targets implement the small `BackupTarget` protocol: `HFDatasetTarget` and
 `LocalFolderTarget` (tests, or a mounted volume).
@@ -17,6 +23,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import tarfile
 import tempfile
 import threading
 from pathlib import Path
@@ -32,7 +39,10 @@ __all__ = [
     "snapshot_database",
     "backup",
     "restore_database",
+    "backup_benchmark",
+    "restore_benchmark",
     "restore_at_start",
+    "restore_state",
     "target_from_settings",
     "BackupThread",
 ]
@@ -40,6 +50,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DB_NAME = "svr.db"
+BENCHMARK_POINTER = "benchmark/CURRENT"  # text: the name of the current benchmark tar
+BENCHMARK_PARTS = ("benchmark.json", "test", "val")  # what a benchmark backup holds
 
 
 class BackupTarget(Protocol):
@@ -111,14 +123,14 @@ class HFDatasetTarget:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.utils import EntryNotFoundError
 
-        try:
-            cached = hf_hub_download(self.repo_id, name, repo_type="dataset")
-        except EntryNotFoundError:
-            return False
         local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local.with_name(f".{local.name}.tmp")
-        shutil.copyfile(cached, tmp)
-        os.replace(tmp, local)
+        # into a folder beside `local`, not the Hub cache: a benchmark tar is not kept twice
+        with tempfile.TemporaryDirectory(prefix=".hf-", dir=local.parent) as tmp:
+            try:
+                got = hf_hub_download(self.repo_id, name, repo_type="dataset", local_dir=tmp)
+            except EntryNotFoundError:
+                return False
+            os.replace(got, local)
         return True
 
 
@@ -158,10 +170,14 @@ def snapshot_database(db_path: Path, out: Path) -> None:
         source.close()
 
 
-def backup(settings: LeaderboardSettings, target: BackupTarget) -> dict[str, int]:
-    """Upload a database snapshot and any archives the target lacks.
+def backup(
+    settings: LeaderboardSettings, target: BackupTarget, benchmark_dir: Path | None = None
+) -> dict[str, int]:
+    """Upload a database snapshot, any archives the target lacks and (given `benchmark_dir`)
+    the benchmark when the target lacks its identifier.
 
-    Returns {"database": 0 or 1, "archives": number uploaded}.
+    Returns {"database": 0 or 1, "archives": number uploaded} (and "benchmark": 0 or 1 when
+    `benchmark_dir` is given).
     """
     uploaded = {"database": 0, "archives": 0}
     db_path = _sqlite_path(settings)
@@ -178,8 +194,109 @@ def backup(settings: LeaderboardSettings, target: BackupTarget) -> dict[str, int
         if name not in present:
             target.upload(path, name)
             uploaded["archives"] += 1
+    if benchmark_dir is not None:
+        uploaded["benchmark"] = int(backup_benchmark(settings, target, benchmark_dir, present))
     logger.info("backup: %s", uploaded)
     return uploaded
+
+
+def _benchmark_identifier(benchmark_dir: Path) -> str | None:
+    from svr.data.layout import BenchmarkMeta
+
+    try:
+        return BenchmarkMeta.from_json((benchmark_dir / "benchmark.json").read_text()).identifier
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def backup_benchmark(
+    settings: LeaderboardSettings,
+    target: BackupTarget,
+    benchmark_dir: Path,
+    present: set[str] | None = None,
+) -> bool:
+    """Upload the built benchmark (BENCHMARK_PARTS) as `benchmark/<identifier>.tar` and point
+    BENCHMARK_POINTER at it, unless the target holds that identifier already (or there is no
+    built benchmark). Returns True when it uploaded."""
+    ident = _benchmark_identifier(Path(benchmark_dir))
+    if ident is None:
+        return False
+    name = f"benchmark/{ident}.tar"
+    present = target.list_files() if present is None else present
+    if name not in present:
+        with tempfile.TemporaryDirectory(dir=settings.home) as tmp:
+            archive = Path(tmp) / "benchmark.tar"
+            with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
+                for part in BENCHMARK_PARTS:
+                    if (Path(benchmark_dir) / part).exists():
+                        tar.add(Path(benchmark_dir) / part, arcname=part)
+            target.upload(archive, name)
+            uploaded = True
+    else:
+        uploaded = False
+    with tempfile.TemporaryDirectory(dir=settings.home) as tmp:
+        pointer = Path(tmp) / "CURRENT"
+        pointer.write_text(name + "\n")
+        target.upload(pointer, BENCHMARK_POINTER)
+    return uploaded
+
+
+def _extract_benchmark(archive: Path, staging: Path, name: str) -> None:
+    """Extract a benchmark tar: BENCHMARK_PARTS only, regular files and folders, no `..`."""
+    with tarfile.open(archive, "r:") as tar:
+        for member in tar.getmembers():
+            parts = member.name.split("/")
+            if (
+                parts[0] not in BENCHMARK_PARTS
+                or ".." in parts
+                or not (member.isfile() or member.isdir())
+            ):
+                raise ValueError(f"{name}: unexpected entry {member.name!r}; not restored")
+        tar.extractall(staging, filter="data")
+
+
+def restore_benchmark(target: BackupTarget, benchmark_dir: Path) -> bool:
+    """Restore the benchmark named by BENCHMARK_POINTER into `benchmark_dir` when that folder
+    holds no benchmark.json. Extracted beside it (regular files and folders only, no path
+    leaving the folder: tarfile's "data" filter, plus the BENCHMARK_PARTS names) and renamed
+    onto it when complete. Returns True when it restored."""
+    benchmark_dir = Path(benchmark_dir)
+    if (benchmark_dir / "benchmark.json").is_file():
+        return False
+    if benchmark_dir.is_dir() and any(benchmark_dir.iterdir()):
+        logger.warning("%s is not empty; the benchmark backup is not restored", benchmark_dir)
+        return False
+    benchmark_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(
+        prefix=f".{benchmark_dir.name}.", dir=benchmark_dir.parent
+    ) as tmp:
+        pointer = Path(tmp) / "CURRENT"
+        if not target.download(BENCHMARK_POINTER, pointer):
+            logger.info("no benchmark backup in the target; it will be built")
+            return False
+        name = pointer.read_text().strip()
+        if not (name.startswith("benchmark/") and name.endswith(".tar") and "/" not in name[10:]):
+            raise ValueError(
+                f"the backup's {BENCHMARK_POINTER} names {name!r}, not a benchmark tar"
+            )
+        archive = Path(tmp) / "benchmark.tar"
+        if not target.download(name, archive):
+            logger.warning("the backup names %s but does not hold it; building instead", name)
+            return False
+        staging = Path(tmp) / "staging"
+        staging.mkdir()
+        try:
+            _extract_benchmark(archive, staging, name)
+        except tarfile.TarError as exc:
+            raise ValueError(f"{name}: {exc}; not restored") from None
+        archive.unlink()
+        if not (staging / "benchmark.json").is_file():
+            raise ValueError(f"{name} holds no benchmark.json; not restored")
+        if benchmark_dir.exists():
+            benchmark_dir.rmdir()  # empty (checked above)
+        os.replace(staging, benchmark_dir)
+    logger.warning("restored the benchmark %s from the backup into %s", name, benchmark_dir)
+    return True
 
 
 def restore_database(
@@ -207,26 +324,49 @@ def restore_database(
     return True
 
 
-def restore_at_start(settings: LeaderboardSettings) -> bool:
-    """Called by the service before opening the database: restore when configured and missing."""
+def restore_at_start(settings: LeaderboardSettings, benchmark_dir: Path | None = None) -> bool:
+    """Called by the service before opening the database: restore the database (and, given
+    `benchmark_dir`, the benchmark) when configured and missing. True if the database was."""
     target = target_from_settings(settings)
     if target is None:
         return False
+    return restore_state(settings, target, benchmark_dir)
+
+
+def restore_state(
+    settings: LeaderboardSettings, target: BackupTarget, benchmark_dir: Path | None = None
+) -> bool:
+    """`restore_database` and `restore_benchmark` from `target`, each logged and skipped on
+    failure (the app then starts empty, or builds). True if the database was restored."""
+    restored = False
     try:
-        return restore_database(settings, target)
+        restored = restore_database(settings, target)
     except Exception:
         logger.exception(
             "restoring from %s failed; starting with an empty database", settings.backup_repo
         )
-        return False
+    if benchmark_dir is not None:
+        try:
+            restore_benchmark(target, Path(benchmark_dir))
+        except Exception:
+            logger.exception(
+                "restoring the benchmark from %s failed; building it", settings.backup_repo
+            )
+    return restored
 
 
 class BackupThread:
     """Back up every `settings.backup_interval_s` seconds in a daemon thread."""
 
-    def __init__(self, settings: LeaderboardSettings, target: BackupTarget):
+    def __init__(
+        self,
+        settings: LeaderboardSettings,
+        target: BackupTarget,
+        benchmark_dir: Path | None = None,
+    ):
         self.settings = settings
         self.target = target
+        self.benchmark_dir = benchmark_dir
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="leaderboard-backup", daemon=True)
 
@@ -240,6 +380,6 @@ class BackupThread:
     def _run(self) -> None:
         while not self._stop.wait(self.settings.backup_interval_s):
             try:
-                backup(self.settings, self.target)
+                backup(self.settings, self.target, self.benchmark_dir)
             except Exception:
                 logger.exception("backup to %s failed; retrying later", self.settings.backup_repo)

@@ -112,7 +112,7 @@ class LeaderboardService(SubmissionsMixin, ReadsMixin, ComparisonMixin, AuthMixi
             return
         target = target_from_settings(self.settings)
         if target is not None:
-            self._backup = BackupThread(self.settings, target)
+            self._backup = BackupThread(self.settings, target, self.benchmark_dir)
             self._backup.start()
 
     def stop_worker(self, timeout: float = 30.0) -> None:

@@ -47,7 +47,7 @@ class ServiceState:
         settings.home.mkdir(parents=True, exist_ok=True)
         from leaderboard.backup import restore_at_start
 
-        restore_at_start(settings)
+        restore_at_start(settings, self.benchmark_dir)  # database, archives, benchmark
         clean_scratch(settings.scratch_dir, unowned_after_s=3600.0)  # left by killed processes
         self.engine = make_engine(settings.database_url)
         upgrade(self.engine)
@@ -97,7 +97,12 @@ class ServiceState:
             # first use, or the benchmark was rebuilt (e.g. a rotated test secret): reread it
             from svr.data.layout import Benchmark
 
-            self._benchmark = Benchmark(self.benchmark_dir)
+            benchmark = Benchmark(self.benchmark_dir)
+            try:  # a compact build keeps only the default protocol's surface samples
+                benchmark.check_protocol(self.protocol.n_samples, self.protocol.seed)
+            except ValueError as exc:
+                raise ServiceError(self.public_message(str(exc))) from None
+            self._benchmark = benchmark
             self._benchmark_stamp = stamp
             for key in ("test_ids", "analysis", "visible_key"):  # derived from the old one
                 self._cache.pop(key, None)

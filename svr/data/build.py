@@ -573,8 +573,15 @@ def training_split_ready(root: str | os.PathLike, contents: str = "reference") -
         return False
     meta = BenchmarkMeta.from_json(meta_path.read_text())
     have = meta.split_contents("train")
-    built = sum(meta.counts.get("train", {}).values()) > 0
-    return built and (have == "full" or have == contents)
+    expected = sum(meta.counts.get("train", {}).values())
+    if expected == 0 or not (have == "full" or have == contents):
+        return False
+    # the folders themselves (a restored backup, for one, leaves the training split out)
+    train = Path(root) / "train"
+    found = (
+        sum(1 for c in train.iterdir() if c.is_dir() for _ in c.iterdir()) if train.is_dir() else 0
+    )
+    return found >= expected
 
 
 def add_training_split(
