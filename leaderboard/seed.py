@@ -29,7 +29,14 @@ from sqlalchemy import select
 
 from leaderboard.db import Status, Submission
 
-__all__ = ["seed_baselines", "SeedResult", "BASELINE_NAMES", "SEED_SUBMITTER", "SEED_ORDER"]
+__all__ = [
+    "seed_baselines",
+    "seed_order",
+    "SeedResult",
+    "BASELINE_NAMES",
+    "SEED_SUBMITTER",
+    "SEED_ORDER",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +98,9 @@ def _predict_subprocess(model: str, weights: Path, benchmark_dir: Path, out: Pat
         )
 
 
-def _in_seed_order(names: Iterable[str]) -> list[str]:
-    """`names` with those of SEED_ORDER first, in its order, then the others as given."""
+def seed_order(names: Iterable[str]) -> list[str]:
+    """`names` (e.g. `svr.models.REGISTRY`) with those of SEED_ORDER first, in its order,
+    then the others as given: the order to seed in, one method at a time or all at once."""
     names = list(names)
     rank = {n: i for i, n in enumerate(SEED_ORDER)}
     return sorted(names, key=lambda n: (rank.get(n, len(rank)), names.index(n)))
@@ -151,7 +159,7 @@ def seed_baselines(
     if methods is None:
         from svr.models import REGISTRY
 
-        methods = _in_seed_order(REGISTRY)
+        methods = seed_order(REGISTRY)
     service.settings.scratch_dir.mkdir(parents=True, exist_ok=True)
     results: list[SeedResult] = []
     say = progress or (lambda message: None)
