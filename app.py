@@ -2,28 +2,39 @@
 
 `build_app(settings) -> gr.Blocks` builds everything (cheap: models load on first use);
 `python app.py` launches it. On a first start with nothing prepared the app serves at once
-and, in a background thread with progress in the Reconstruct tab, builds the benchmark
-into SVR_HOME and seeds the leaderboard's baselines (disable with SVR_PREPARE=0).
+and then, in a background thread, builds the benchmark into SVR_HOME and seeds the
+leaderboard's baselines (disable with SVR_PREPARE=0); the Reconstruct tab's status panel
+(`svr.status`) and the console show each step's progress and the time left.
 Configuration: environment variables, see `svr/settings.py` (and `leaderboard/settings.py`).
+
+Nothing heavy is imported at module level: `python app.py` configures logging first and
+says what it loads, so the console is never silent while gradio and torch import.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import gradio as gr
-
-from svr.limits import RequestLimits, sweep_uploads
+from svr.limits import sweep_uploads
 from svr.prepare import Preparation, Step, benchmark_ready, benchmark_step
-from svr.settings import Settings
-from svr.ui import add_about_tab, add_reconstruct_tab, make_context
+from svr.settings import REPO_ROOT, Settings
+from svr.status import ConsoleReporter, Problem, StatusSource, public_text
+
+if TYPE_CHECKING:
+    import gradio as gr
 
 logger = logging.getLogger("app")
 
 TITLE = "What do single-view 3D reconstruction networks learn?"
+
+#: Loggers that are quiet below WARNING on the console (alembic's plugin set-up and
+#: migration steps, httpx's request lines for Gradio's own start-up check).
+QUIET_LOGGERS = ("alembic", "httpx", "urllib3")
 
 
 def _leaderboard_service(settings: Settings) -> tuple[Any | None, str]:
@@ -52,20 +63,58 @@ def _worker_step(service: Any) -> Step:
     )
 
 
-def _seed_step(settings: Settings, service: Any) -> Step:
+def _seed_step(settings: Settings, service: Any, problems: list[Problem]) -> Step:
+    """Submit each shipped method as a baseline, one at a time (progress: methods done of
+    all); a method that could not be submitted becomes a `Problem` in `problems`."""
+
     def run(progress):
-        from leaderboard.seed import seed_baselines
+        from leaderboard.seed import BASELINE_NAMES, seed_baselines
         from svr.models import REGISTRY
 
-        seen = [0]
-
-        def message(text: str) -> None:
-            seen[0] += 1
-            progress(seen[0], len(REGISTRY), text)
-
-        return seed_baselines(service, settings.benchmark_dir, settings.models_dir, message)
+        names = list(REGISTRY)
+        for index, name in enumerate(names):
+            display = BASELINE_NAMES.get(name, name)
+            progress(index, len(names), f"{display}: predicting the test split")
+            results = seed_baselines(
+                service, settings.benchmark_dir, settings.models_dir, methods=[name]
+            )
+            for result in results:
+                if result.outcome == "failed":
+                    problems.append(
+                        Problem(
+                            f"{display} was not added to the leaderboard",
+                            service.public_message(result.message).rstrip(".") + ".",
+                            "the other baselines are not affected; the console log has the "
+                            "details, and the next start of the app tries this one again",
+                        )
+                    )
+        progress(len(names), len(names), "")
+        return None
 
     return Step(name="submit the baselines to the leaderboard", run=run)
+
+
+def _status_source(
+    settings: Settings, preparation: Preparation | None, service: Any, problems: list[Problem]
+) -> StatusSource:
+    """The status panel's source: preparation, the baselines' scoring, seeding problems."""
+    folders = [(settings.home, "$SVR_HOME"), (settings.benchmark_dir, "<benchmark>"),
+               (settings.models_dir, "<models>"), (REPO_ROOT, "<app>")]  # fmt: skip
+
+    scoring = None
+    if service is not None:
+        from leaderboard.baseline_progress import baseline_progress
+
+        def scoring():
+            return baseline_progress(service)
+
+    return StatusSource(
+        preparation,
+        scoring=scoring,
+        problems=lambda: list(problems),
+        benchmark_ready=lambda: benchmark_ready(settings.benchmark_dir),
+        clean=lambda text: public_text(text, folders),
+    )
 
 
 def use_upload_folder(settings: Settings) -> Path:
@@ -84,20 +133,41 @@ def use_upload_folder(settings: Settings) -> Path:
     return folder
 
 
-def build_app(settings: Settings | None = None) -> gr.Blocks:
-    """Build the Blocks. Starts background preparation when `settings.prepare` is on."""
+def build_app(
+    settings: Settings | None = None,
+    preparation: Preparation | None = None,
+    start_preparation: bool = True,
+) -> gr.Blocks:
+    """Build the Blocks.
+
+    Args:
+        settings: default `Settings.from_env()`.
+        preparation: the background preparation to show and run; default: built from
+            `settings` (benchmark, worker, baselines) when `settings.prepare` is on.
+        start_preparation: start it now; False leaves that to `demo.svr_start()` (what
+            `python app.py` calls once the server answers, so that preparation does not
+            slow the start).
+    """
+    import gradio as gr
+
+    from svr.ui import add_about_tab, add_reconstruct_tab, make_context, session_cleanup
+
     settings = settings or Settings.from_env()
     use_upload_folder(settings)
+    started = time.monotonic()
     service, why_not = _leaderboard_service(settings)
-    preparation = None
+    if service is not None:
+        logger.info("leaderboard ready in %.1f s", time.monotonic() - started)
+    problems: list[Problem] = []
     worker_now = service is not None and benchmark_ready(settings.benchmark_dir, settings)
-    if settings.prepare:
+    if preparation is None and settings.prepare:
         steps = [benchmark_step(settings)]
         if service is not None:
             steps += [] if worker_now else [_worker_step(service)]
-            steps.append(_seed_step(settings, service))
+            steps.append(_seed_step(settings, service, problems))
         preparation = Preparation(steps)
-    ctx = make_context(settings, preparation)
+    status = _status_source(settings, preparation, service, problems)
+    ctx = make_context(settings, preparation, status)
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(
             f"# {TITLE}\nSingle-view 3D reconstruction: a demo, a benchmark and a leaderboard."
@@ -112,11 +182,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
                 with gr.Tab("Leaderboard"):
                     gr.Markdown(f"The leaderboard is unavailable: {why_not}.")
             add_about_tab(settings)
-
-        def cleanup(request: gr.Request) -> None:
-            ctx.reconstructor.sessions.cleanup(getattr(request, "session_hash", None))
-
-        demo.unload(cleanup)
+        demo.unload(session_cleanup(ctx))
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.max_queue)
     # plain HTTP routes served beside Gradio's (see `launch_kwargs`)
     demo.http_routes = []  # type: ignore[attr-defined]
@@ -132,8 +198,20 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
         service.start_worker()
     elif service is not None and preparation is not None:
         preparation.on_finish(service.start_worker)
-    if preparation is not None:
+    once = threading.Lock()
+
+    def start() -> None:
+        """Start the preparation and its console lines (once)."""
+        if preparation is None or not once.acquire(blocking=False):
+            return
         preparation.start()
+        ConsoleReporter(status.panel).start()
+
+    demo.svr_start = start  # type: ignore[attr-defined]
+    demo.svr_status = status  # type: ignore[attr-defined]
+    if start_preparation:
+        start()
+    logger.info("interface built in %.1f s", time.monotonic() - started)
     return demo
 
 
@@ -162,6 +240,9 @@ def launch_kwargs(settings: Settings, demo: gr.Blocks | None = None) -> dict[str
     SVR_UPLOADS_MB)."""
     from starlette.middleware import Middleware
 
+    from svr.limits import RequestLimits
+    from svr.ui import CSS
+
     limits = Middleware(
         RequestLimits,
         max_body_bytes=settings.max_body_mb << 20,
@@ -176,14 +257,34 @@ def launch_kwargs(settings: Settings, demo: gr.Blocks | None = None) -> dict[str
         "blocked_paths": _blocked_paths(settings),
         "max_file_size": f"{settings.max_upload_mb}mb",
         "show_error": True,
+        "css": CSS,
         "app_kwargs": {"routes": list(getattr(demo, "http_routes", [])), "middleware": [limits]},
     }
 
 
+def configure_logging(level: int = logging.INFO) -> None:
+    """Console logging for `python app.py`: one line per event, `QUIET_LOGGERS` at WARNING."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main() -> None:
+    """`python app.py`: build, serve, then start the background preparation."""
+    configure_logging()
+    started = time.monotonic()
+    settings = Settings.from_env()
+    logger.info("starting: loading gradio, torch and the reconstruction code")
+    demo = build_app(settings, start_preparation=False)
+    kwargs = launch_kwargs(settings, demo)
+    demo.launch(prevent_thread_lock=True, **kwargs)
+    logger.info(
+        "serving at http://%s:%d after %.1f s",
+        settings.server_name, demo.server_port or settings.server_port, time.monotonic() - started,
+    )  # fmt: skip
+    demo.svr_start()
+    demo.block_thread()
+
+
 if __name__ == "__main__":
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    app_settings = Settings.from_env()
-    app_demo = build_app(app_settings)
-    app_demo.launch(**launch_kwargs(app_settings, app_demo))
+    main()

@@ -4,18 +4,112 @@ computed by `svr.inference`)."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from svr.classes import CLASS_NAMES
 from svr.inference import MethodInfo, Reconstruction
+from svr.preprocess import checkerboard
+
+NO_RESULT = (
+    "**Results appear here** once you reconstruct an image: your image and the masked input "
+    "the network sees, the 3D shape in a viewer you can rotate, downloads (GLB, OBJ, PLY, "
+    "STL, occupancy grids), what the method recognised and, for a benchmark validation "
+    "example, its score against the ground truth. Upload an image or click an example, "
+    "then *Reconstruct*."
+)
+
+NO_GROUND_TRUTH = (
+    "Shown when the input is one of the benchmark *validation* examples: the result is scored "
+    "against that shape's ground truth (F@1%, IoU) with a precision/recall view. The test "
+    "split's ground truth is never shown."
+)
+
+ABOUT_FIGURES = (
+    "Contact sheet: benchmark shapes per class (8 per class, one view each)",
+    "Per-item F@1% of the shipped methods on the default benchmark's test split: the share "
+    "of test items (y, 0 to 1) scoring at most x; recognition baselines dashed",
+)
+
+_KINDS = {"val": "validation (scored)", "test": "test view", None: "photo"}
+
+
+def example_caption(split: str | None, label: str) -> str:
+    """A gallery caption that says what an example is: '<class> · validation (scored)' for a
+    validation view (its result is scored against the ground truth), '<class> · test view'
+    (image only), '<class> · photo' for a photo-like image; the class is the first class name
+    in the example's `label` (`svr.examples.Example.label`)."""
+    words = re.findall(r"[a-z]+", label.lower())
+    name = next((w for w in words if w in CLASS_NAMES), "")
+    kind = _KINDS.get(split, split or "photo")
+    return f"{name} · {kind}" if name else kind
+
+
+def examples_heading(splits: list[str | None]) -> str:
+    """The line above the examples: how many of each kind and what each kind means."""
+    n_val = sum(1 for s in splits if s == "val")
+    n_test = sum(1 for s in splits if s == "test")
+    n_photo = sum(1 for s in splits if s is None)
+    parts = []
+    if n_val:
+        parts.append(f"{n_val} benchmark validation views (*validation (scored)*: the result "
+                     "is scored against the shape's ground truth)")  # fmt: skip
+    if n_test:
+        parts.append(f"{n_test} test views (*test view*: image only, never scored here)")
+    if n_photo:
+        parts.append(f"{n_photo} photo-like images (*photo*: no alpha, the app removes the "
+                     "background)")  # fmt: skip
+    return "**Examples** (click one to use it): " + "; ".join(parts) + "."
+
+
+def ground_truth_markdown(gt: Any) -> str:
+    """The ground-truth comparison in one line (`svr.groundtruth` result: item id, split,
+    F@1%, precision, recall, IoU@32 or None)."""
+    iou = "n/a" if gt.iou is None else f"{gt.iou:.3f}"
+    return (
+        f"Benchmark item `{gt.item_id}` ({gt.split} split, public): **F@1% = {gt.fscore:.3f}** "
+        f"(precision {gt.precision:.3f}, recall {gt.recall:.3f}), **IoU@32 = {iou}**. Below: "
+        "the ground truth from the same viewpoint, then precision / recall at 1%, points "
+        "coloured by their distance to the other surface."
+    )
+
 
 __all__ = [
     "ABOUT",
+    "ABOUT_FIGURES",
+    "NO_GROUND_TRUTH",
+    "NO_RESULT",
     "after_models_load",
     "camera_cell",
+    "compare_failed_row",
+    "compare_head",
+    "compare_note",
+    "compare_row",
+    "example_caption",
+    "examples_heading",
+    "ground_truth_markdown",
     "methods_markdown",
     "recognition_markdown",
     "short_value",
     "stats_markdown",
+    "thumbnail",
     "view_line",
 ]
+
+
+def thumbnail(rgba: np.ndarray, side: int = 256) -> np.ndarray:
+    """uint8 RGBA (H, W, 4) on a checkerboard (transparent parts), fit to `side` pixels:
+    uint8 RGB (h, w, 3), the longest side `side` (smaller images grow by nearest pixels)."""
+    board = checkerboard(rgba, cell=max(4, max(rgba.shape[:2]) // 24))
+    img = Image.fromarray(board)
+    img.thumbnail((side, side)) if max(img.size) > side else None
+    if max(img.size) < side:
+        factor = side / max(img.size)
+        img = img.resize((round(img.size[0] * factor), round(img.size[1] * factor)), Image.NEAREST)
+    return np.asarray(img)
 
 
 def stats_markdown(rec: Reconstruction) -> str:
@@ -84,6 +178,46 @@ def camera_cell(rec: Reconstruction) -> str:
     return f"{e.azimuth:.0f}°, {e.elevation:.0f}°" if e.has_camera else "none"
 
 
+def compare_head(with_scores: bool) -> list[str]:
+    """The compare table's header lines (Markdown), with F@1% / IoU@32 columns or not."""
+    head = "| method | kind | class (p) | camera (az, el) | faces | vertices | time (ms) |"
+    if with_scores:
+        head += " F@1% | IoU@32 |"
+    return [head, "|" + "---|" * (head.count("|") - 1)]
+
+
+def compare_row(
+    method: MethodInfo, rec: Reconstruction, scores: tuple[float, float | None] | None
+) -> str:
+    """One compare row; `scores`: (F@1%, IoU@32 or None) against the ground truth, or None."""
+    tail = ""
+    if scores is not None:
+        f1, iou = scores
+        tail = f" {f1:.3f} | {'n/a' if iou is None else f'{iou:.3f}'} |"
+    return (
+        f"| {method.name} | {method.kind} | {rec.estimate.class_text()} | {camera_cell(rec)} | "
+        f"{rec.n_faces:,} | {rec.n_vertices:,} | {1000 * rec.total_seconds:.0f} |{tail}"
+    )
+
+
+def compare_failed_row(method: MethodInfo, why: str, with_scores: bool) -> str:
+    """The compare row of a method that gave nothing (`why` in the time column)."""
+    return f"| {method.name} | {method.kind} | - | - | - | - | {why} |" + (
+        " - | - |" if with_scores else ""
+    )
+
+
+def compare_note(item_id: str | None) -> str:
+    """The lines under the compare table."""
+    note = (
+        f"\n\nScored against the ground truth of `{item_id}` (validation split)." if item_id else ""
+    )
+    return note + (
+        "\n\nEach view opens from its method's camera estimate (the default front view where "
+        "a method has none)."
+    )
+
+
 def methods_markdown(methods: list[MethodInfo]) -> str:
     """One bullet per method: name, kind, description, weights status."""
     if not methods:
@@ -119,7 +253,7 @@ def after_models_load(selector: str, settle_ms: int = 2000) -> str:
 }})"""
 
 
-ABOUT = """
+ABOUT = r"""
 ## What this is
 
 A demo, benchmark and leaderboard around **"What Do Single-view 3D Reconstruction Networks
@@ -171,7 +305,7 @@ One file: a .zip, .tar or .tar.gz/.tgz holding a `submission.json` manifest (met
 representation, frame, ...) and one prediction per test item named after its item id,
 `<class>/<shape id>/<view>.<ext>`; or a single .npz whose keys are the item ids. Item formats:
 a voxel grid (.npy / .npz bool, integer or float (R, R, R), axes (x, y, z), occupied where
->= 0.5; or .binvox), a point cloud (.npy (N, 3), .ply, .xyz) or a mesh (.obj, .off, .ply,
+\>= 0.5; or .binvox), a point cloud (.npy (N, 3), .ply, .xyz) or a mesh (.obj, .off, .ply,
 .glb), in the unit cube and in the benchmark's frame. Every item is checked before anything
 is scored: one bad item rejects the submission with the list of problems; a missing item
 scores the worst values. `python -m leaderboard template --benchmark DIR --out example.zip`

@@ -5,6 +5,12 @@ known errors into `gr.Error`. The named API endpoint `/reconstruct` takes
 (image file, method name) and returns (the GLB, its report: `svr.report.MethodReport`
 as a dict, with the predicted class, its probability and the camera estimate).
 
+Nothing but a short hint fills the output column until there is a result; the ground truth
+panel shows only for a benchmark validation example, the compare views only after a compare
+run. The status panel on top (`svr.status`) shows the first-start preparation and the
+baselines' scoring while they run. Errors a user can fix are shown in the page and logged
+as one line, without a traceback.
+
 The viewer opens from the photo's viewpoint: the method's estimated azimuth and elevation
 become gr.Model3D's `camera_position` (`svr.viewpoint.viewer_camera`; the viewer's default
 view without an estimate), while the mesh and every download stay in the object frame.
@@ -18,8 +24,7 @@ import threading
 from dataclasses import dataclass, field
 
 import gradio as gr
-import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from svr.examples import Example, benchmark_examples, make_photo_examples
 from svr.inference import (
@@ -38,28 +43,40 @@ from svr.prepare import Preparation, benchmark_ready
 from svr.preprocess import (
     DEFAULT_FOREGROUND_RATIO,
     ImageInputError,
-    checkerboard,
     image_from_data_url,
     image_size,
 )
 from svr.presentation import (
     ABOUT,
+    ABOUT_FIGURES,
+    NO_GROUND_TRUTH,
+    NO_RESULT,
     after_models_load,
-    camera_cell,
+    compare_failed_row,
+    compare_head,
+    compare_note,
+    compare_row,
+    example_caption,
+    examples_heading,
+    ground_truth_markdown,
     methods_markdown,
     recognition_markdown,
     stats_markdown,
+    thumbnail,
 )
 from svr.report import MethodReport
 from svr.settings import REPO_ROOT, Settings
+from svr.status import StatusSource, panel_html
 from svr.viewpoint import viewer_camera
 
 __all__ = [
+    "CSS",
     "DemoContext",
     "image_file_input",
     "add_reconstruct_tab",
     "add_about_tab",
     "make_context",
+    "session_cleanup",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,6 +85,17 @@ _USER_ERRORS = (ImageInputError, ModelUnavailable, ReconstructionError, ValueErr
 COMMITTED_EXAMPLES = REPO_ROOT / "assets" / "examples"
 CONTACT_SHEET = REPO_ROOT / "assets" / "contact_sheet.png"
 SEED_DISTRIBUTIONS = REPO_ROOT / "assets" / "leaderboard" / "distributions.png"
+
+#: Page CSS (`Blocks.launch(css=...)`): the examples grid as tall as its rows with captions
+#: that wrap instead of being cut; the status panel's progress bars.
+CSS = """
+#examples .grid-wrap.fixed-height { height: auto; min-height: 0; max-height: none; }
+#examples .caption-label { white-space: normal; overflow: visible; text-overflow: clip;
+  max-width: calc(100% - 8px); line-height: 1.15; font-size: 12px; }
+.svr-status ol { margin: 0.3em 0 0 1.2em; padding: 0; }
+.svr-status progress { width: 10em; vertical-align: middle; margin: 0 0.5em; }
+.svr-status .svr-problem { color: var(--error-text-color, #b91c1c); }
+"""
 
 
 def image_file_input(max_inline_bytes: int = 16 << 20, **kwargs) -> gr.Image:
@@ -95,11 +123,11 @@ def image_file_input(max_inline_bytes: int = 16 << 20, **kwargs) -> gr.Image:
             if path:
                 image_size(path, name)
         except ImageInputError as exc:
-            raise gr.Error(str(exc)) from None
+            raise _error(exc) from None
         try:
             return original(payload)
         except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise gr.Error(
+            raise _error(
                 f"{name} is not an image the app can read ({type(exc).__name__}); "
                 "upload a PNG, JPEG, WebP, GIF or BMP file"
             ) from None
@@ -115,6 +143,7 @@ class DemoContext:
     settings: Settings
     reconstructor: Reconstructor
     preparation: Preparation | None = None
+    status: StatusSource | None = None
     _examples: list[Example] = field(default_factory=list)
     _benchmark_examples_done: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -148,55 +177,48 @@ class DemoContext:
                 self._benchmark_examples_done = True
             return list(self._examples)
 
-    def status_line(self) -> str:
-        if self.preparation is None:
-            ready = benchmark_ready(self.settings.benchmark_dir)
-            return (
-                f"Benchmark: {'ready' if ready else 'not built'} ({self.settings.benchmark_dir}); "
-                "background preparation is off (SVR_PREPARE=0)."
-            )
-        return self.preparation.status().line()
+    def status_html(self) -> str:
+        """The status panel (`svr.status.panel_html`); empty when there is no status."""
+        return "" if self.status is None else panel_html(self.status.panel())
 
-    def preparing(self) -> bool:
-        """True while preparation has not finished (idle before start counts as pending)."""
-        return self.preparation is not None and self.preparation.status().state in (
-            "idle",
-            "running",
-        )
+    def busy(self) -> bool:
+        """True while preparation or the baselines' scoring still runs (poll again)."""
+        return self.status is not None and self.status.panel().busy
 
 
-def make_context(settings: Settings, preparation: Preparation | None = None) -> DemoContext:
-    """Build the shared services (cheap: models load on first use)."""
+def make_context(
+    settings: Settings, preparation: Preparation | None = None, status: StatusSource | None = None
+) -> DemoContext:
+    """Build the shared services (cheap: models load on first use); `status` defaults to
+    the preparation's own panel (no leaderboard)."""
     settings.temp_root.mkdir(parents=True, exist_ok=True)
     reconstructor = Reconstructor(
         store=ModelStore(settings.models_dir),
         sessions=SessionFiles(settings.temp_root),
     )
-    return DemoContext(settings=settings, reconstructor=reconstructor, preparation=preparation)
+    if status is None:
+        status = StatusSource(
+            preparation, benchmark_ready=lambda: benchmark_ready(settings.benchmark_dir)
+        )
+    return DemoContext(settings, reconstructor, preparation, status)
+
+
+def session_cleanup(ctx: DemoContext):
+    """The Blocks' unload handler: delete the session's output files."""
+
+    def cleanup(request: gr.Request) -> None:
+        ctx.reconstructor.sessions.cleanup(getattr(request, "session_hash", None))
+
+    return cleanup
 
 
 # ---------------------------------------------------------------- formatting (no logic here)
 
 
-def _thumb(rgba: np.ndarray, side: int = 256) -> np.ndarray:
-    board = checkerboard(rgba, cell=max(4, max(rgba.shape[:2]) // 24))
-    img = Image.fromarray(board)
-    img.thumbnail((side, side)) if max(img.size) > side else None
-    if max(img.size) < side:
-        factor = side / max(img.size)
-        img = img.resize((round(img.size[0] * factor), round(img.size[1] * factor)), Image.NEAREST)
-    return np.asarray(img)
-
-
-_NO_GT = (
-    "Shown when the input is one of the benchmark *validation* examples: the result is scored "
-    "against that shape's ground truth (F@1%, IoU) with a precision/recall view. The test "
-    "split's ground truth is never shown."
-)
-
-
-def _error(exc: Exception) -> gr.Error:
-    return gr.Error(str(exc))
+def _error(exc: Exception | str) -> gr.Error:
+    """A user's error for the page, logged as one line (Gradio prints no traceback)."""
+    logger.info("refused: %s", exc)
+    return gr.Error(str(exc), print_exception=False)
 
 
 def _camera_again(camera: tuple[float, float, float | None]) -> gr.Model3D:
@@ -216,7 +238,7 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
     default = ctx.reconstructor.store.default_method(methods)  # svr.store.DEFAULT_METHOD
     kinds = {m.name: m.kind for m in methods}
     with gr.Tab("Reconstruct"):
-        status = gr.Markdown(ctx.status_line, elem_id="prep-status")  # evaluated per page load
+        status = gr.HTML(ctx.status_html, elem_id="prep-status")  # evaluated per page load
         with gr.Row():
             with gr.Column(scale=1):
                 image = image_file_input(
@@ -249,47 +271,51 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
                 with gr.Row():
                     run = gr.Button("Reconstruct", variant="primary", elem_id="run")
                     run_all = gr.Button("Compare all methods", elem_id="run-all")
-                examples_box = gr.Column()
             with gr.Column(scale=2):
-                with gr.Row():
-                    before = gr.Image(label="Before: your image", interactive=False, height=220)
-                    after = gr.Image(
-                        label="After: masked, centred input (checkerboard = transparent)",
-                        interactive=False,
-                        height=220,
+                hint = gr.Markdown(NO_RESULT, elem_id="no-result")
+                with gr.Column(visible=False, elem_id="result") as result_box:
+                    with gr.Row():
+                        before = gr.Image(label="Before: your image", interactive=False, height=220)
+                        after = gr.Image(
+                            label="After: masked, centred input (checkerboard = transparent)",
+                            interactive=False,
+                            height=220,
+                        )
+                    viewer = gr.Model3D(
+                        label="Reconstruction, seen from the photo's estimated viewpoint (drag to rotate)",
+                        height=380,
+                        elem_id="viewer",
+                        clear_color=(0.96, 0.96, 0.96, 1.0),
                     )
-                viewer = gr.Model3D(
-                    label="Reconstruction, seen from the photo's estimated viewpoint (drag to rotate)",
-                    height=380,
-                    elem_id="viewer",
-                    clear_color=(0.96, 0.96, 0.96, 1.0),
-                )
-                stats = gr.Markdown(elem_id="stats")
-                downloads = gr.File(
-                    label="Downloads: GLB, OBJ, PLY (coloured as shown), STL, occupancy .npy "
-                    "and .binvox",
-                    file_count="multiple",
-                    interactive=False,
-                )
-                with gr.Accordion("What did it recognise?", open=True):
-                    recognised = gr.Markdown(elem_id="recognised")
-                    recognised_gallery = gr.Gallery(
-                        label="Nearest training shapes and cluster mean shape",
-                        columns=4,
-                        height=220,
+                    stats = gr.Markdown(elem_id="stats")
+                    downloads = gr.File(
+                        label="Downloads: GLB, OBJ, PLY (coloured as shown), STL, occupancy "
+                        ".npy and .binvox",
+                        file_count="multiple",
                         interactive=False,
                     )
-                with gr.Accordion("Ground truth (benchmark validation examples only)", open=True):
-                    gt_text = gr.Markdown(_NO_GT)
-                    gt_view = gr.Model3D(
-                        label="Ground truth (same object frame, seen from the same viewpoint)",
-                        height=300,
-                        elem_id="gt-viewer",
-                    )
-                    gt_plot = gr.Image(
-                        label="Precision / recall at 1%: points coloured by distance to the other surface",
-                        interactive=False,
-                    )
+                    with gr.Accordion("What did it recognise?", open=True):
+                        recognised = gr.Markdown(elem_id="recognised")
+                        recognised_gallery = gr.Gallery(
+                            label="Nearest training shapes and cluster mean shape",
+                            columns=4,
+                            height=220,
+                            interactive=False,
+                        )
+                    with gr.Accordion(
+                        "Ground truth (benchmark validation example)",
+                        open=True,
+                        visible=False,
+                        elem_id="gt-box",
+                    ) as gt_box:
+                        gt_text = gr.Markdown(NO_GROUND_TRUTH)
+                        gt_view = gr.Model3D(
+                            label="Ground truth (same object frame, seen from the same viewpoint)",
+                            height=300,
+                            elem_id="gt-viewer",
+                        )
+                        gt_plot = gr.Image(show_label=False, interactive=False)
+                examples_box = gr.Column()  # under the result: beside the input before one
         with gr.Accordion("Compare all methods", open=True):
             compare_text = gr.Markdown(
                 "Click *Compare all methods* to run every method on the input.",
@@ -297,7 +323,7 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
             )
             with gr.Row(elem_id="compare-views"):
                 compare_views = [
-                    gr.Model3D(label=m.name, height=260, elem_id=f"compare-{m.name}")
+                    gr.Model3D(label=m.name, height=260, elem_id=f"compare-{m.name}", visible=False)
                     for m in methods
                 ]
         last = gr.State(None)
@@ -308,14 +334,15 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
         # every component must be created inside the Tab: one made directly in the
         # enclosing gr.Tabs() scrambles the tab labels in the browser
         ready = gr.State(benchmark_ready(ctx.settings.benchmark_dir))
-        # poll while preparation may run (it starts after the UI is built); stops when done
-        timer = gr.Timer(1.0, active=ctx.preparation is not None)
+        # poll while preparation or scoring may run (preparation starts after the UI is
+        # built); stops when nothing runs
+        timer = gr.Timer(1.0, active=ctx.busy() or ctx.preparation is not None)
 
     def do_reconstruct(path, name, fg_ratio, colored, request: gr.Request):
         if not path:
-            raise gr.Error("Upload, paste or capture an image first, or click an example.")
+            raise _error("Upload, paste or capture an image first, or click an example.")
         if not name:
-            raise gr.Error("Choose a method.")
+            raise _error("Choose a method.")
         session = request.session_hash if request is not None else None
         try:
             rec = ctx.reconstructor.run(path, name, fg_ratio, session=session, color=colored)
@@ -328,18 +355,14 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
         except _USER_ERRORS as exc:
             raise _error(exc) from None
         if gt is None:
-            gt_md, gt_glb, gt_png = _NO_GT, None, None
+            gt_md, gt_glb, gt_png = NO_GROUND_TRUTH, None, None
         else:
-            iou = "n/a" if gt.iou is None else f"{gt.iou:.3f}"
-            gt_md = (
-                f"Benchmark item `{gt.item_id}` ({gt.split} split, public): **F@1% = {gt.fscore:.3f}** "
-                f"(precision {gt.precision:.3f}, recall {gt.recall:.3f}), **IoU@32 = {iou}**."
-            )
+            gt_md = ground_truth_markdown(gt)
             gt_glb, gt_png = str(gt.gt_glb), str(gt.figure)
         camera = viewer_camera(rec.estimate)
         return (
-            _thumb(prepared.original),
-            _thumb(prepared.image),
+            thumbnail(prepared.original),
+            thumbnail(prepared.image),
             gr.Model3D(value=str(rec.files.glb), camera_position=camera),
             [str(p) for p in rec.files.downloads()],
             stats_markdown(rec),
@@ -348,6 +371,9 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
             gr.Model3D(value=gt_glb, camera_position=camera),
             gt_png,
             rec,
+            gr.Column(visible=True),
+            gr.Markdown(visible=False),
+            gr.Accordion(visible=gt is not None),
         )
 
     def do_recognise(rec: Reconstruction | None):
@@ -388,6 +414,9 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
         gt_view,
         gt_plot,
         last,
+        result_box,
+        hint,
+        gt_box,
     ]
     reconstructed = run.click(
         do_reconstruct,
@@ -448,16 +477,13 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
 
     def do_compare(path, fg_ratio, colored, request: gr.Request):
         if not path:
-            raise gr.Error("Upload, paste or capture an image first, or click an example.")
+            raise _error("Upload, paste or capture an image first, or click an example.")
         session = request.session_hash if request is not None else None
         try:
             prepared, item_id = ctx.reconstructor.prepare_input(path, fg_ratio)
         except _USER_ERRORS as exc:
             raise _error(exc) from None
-        head = "| method | kind | class (p) | camera (az, el) | faces | vertices | time (ms) |"
-        if item_id is not None:
-            head += " F@1% | IoU@32 |"
-        rows = [head, "|" + "---|" * (head.count("|") - 1)]
+        rows = compare_head(item_id is not None)
         views: list[gr.Model3D] = []
         cameras: list[tuple[float, float, float | None] | None] = []
         for m in methods:
@@ -465,37 +491,23 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
                 rec = ctx.reconstructor.run(
                     prepared, m.name, session=session, item_id=item_id, color=colored
                 )
-                scores = ""
+                scores = None
                 if item_id is not None:
-                    f1, iou = ground_truth_scores(
+                    scores = ground_truth_scores(
                         ctx.settings.benchmark_dir, item_id, rec.prediction
                     )
-                    scores = f" {f1:.3f} | {'n/a' if iou is None else f'{iou:.3f}'} |"
             except (ModelUnavailable, ReconstructionError) as exc:
                 short = "no weights yet" if isinstance(exc, ModelUnavailable) else str(exc)
-                rows.append(
-                    f"| {m.name} | {m.kind} | - | - | - | - | {short} |"
-                    + (" - | - |" if item_id else "")
-                )
-                views.append(gr.Model3D(value=None))
+                rows.append(compare_failed_row(m, short, item_id is not None))
+                views.append(gr.Model3D(value=None, visible=False))
                 cameras.append(None)
                 continue
-            rows.append(
-                f"| {m.name} | {m.kind} | {rec.estimate.class_text()} | {camera_cell(rec)} | "
-                f"{rec.n_faces:,} | {rec.n_vertices:,} | {1000 * rec.total_seconds:.0f} |{scores}"
-            )
+            rows.append(compare_row(m, rec, scores))
             cameras.append(viewer_camera(rec.estimate))
-            views.append(gr.Model3D(value=str(rec.files.glb), camera_position=cameras[-1]))
-        note = (
-            f"\n\nScored against the ground truth of `{item_id}` (validation split)."
-            if item_id
-            else ""
-        )
-        note += (
-            "\n\nEach view opens from its method's camera estimate (the default front view "
-            "where a method has none)."
-        )
-        return ["\n".join(rows) + note, *views, cameras]
+            views.append(
+                gr.Model3D(value=str(rec.files.glb), camera_position=cameras[-1], visible=True)
+            )
+        return ["\n".join(rows) + compare_note(item_id), *views, cameras]
 
     def compare_cameras_again(cameras: list):
         """Each compare view's camera again, after the viewers' opening animations."""
@@ -528,7 +540,7 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
         class_probability, azimuth and elevation in degrees (null without a camera estimate),
         colored, colored_share, files, error)."""
         if not path:
-            raise gr.Error("no image given")
+            raise _error("no image given")
         session = request.session_hash if request is not None else None
         name = name or default or ""
         try:
@@ -547,8 +559,11 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
     )
 
     def poll():
-        line = ctx.status_line()
-        return line, gr.Timer(active=ctx.preparing()), benchmark_ready(ctx.settings.benchmark_dir)
+        return (
+            ctx.status_html(),
+            gr.Timer(active=ctx.busy()),
+            benchmark_ready(ctx.settings.benchmark_dir),
+        )
 
     timer.tick(
         poll, outputs=[status, timer, ready], show_progress="hidden", api_visibility="private"
@@ -562,38 +577,35 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
             if not exs:
                 gr.Markdown("No examples available.")
                 return
-            counts = {kind: sum(1 for e in exs if e.split == kind) for kind in ("val", "test")}
-            photos = sum(1 for e in exs if e.split is None)
-            gr.Examples(
-                examples=[[str(e.path)] for e in exs],
-                inputs=[image],
-                label=(
-                    f"Examples: {counts['val']} benchmark validation views (scored against their ground "
-                    f"truth), {counts['test']} test views (image only) and {photos} photo-like images "
-                    "without alpha (background removed by the app)"
-                ),
-                examples_per_page=12,
+            gr.Markdown(examples_heading([e.split for e in exs]), elem_id="examples-heading")
+            gallery = gr.Gallery(
+                value=[(str(e.path), example_caption(e.split, e.label)) for e in exs],
+                show_label=False,
+                columns=6,
+                height="auto",
+                allow_preview=False,
+                object_fit="contain",
+                buttons=[],
+                elem_id="examples",
             )
+
+            def pick(evt: gr.SelectData):
+                return str(exs[evt.index].path)
+
+            gallery.select(pick, outputs=[image], api_visibility="private", queue=False)
 
 
 def add_about_tab(settings: Settings) -> None:
-    """The About tab; call inside an open `gr.Tabs()`."""
+    """The About tab; call inside an open `gr.Tabs()`. Figures carry their caption as text
+    above them, not as Gradio's label badge (which covers the plot's top-left tick)."""
     with gr.Tab("About"):
-        gr.Markdown(ABOUT)
-        if CONTACT_SHEET.is_file():
-            gr.Image(
-                str(CONTACT_SHEET),
-                label="Contact sheet: benchmark shapes per class",
-                interactive=False,
-            )
-        else:
-            gr.Markdown(
-                "*(The contact sheet image `assets/contact_sheet.png` is not in this copy.)*"
-            )
-        if SEED_DISTRIBUTIONS.is_file():
-            gr.Image(
-                str(SEED_DISTRIBUTIONS),
-                label="Per-item F@1% of the shipped methods on the default benchmark's test "
-                "split (recognition baselines dashed)",
-                interactive=False,
-            )
+        gr.Markdown(ABOUT, elem_id="about-text")
+        for path, caption in (
+            (CONTACT_SHEET, ABOUT_FIGURES[0]),
+            (SEED_DISTRIBUTIONS, ABOUT_FIGURES[1]),
+        ):
+            if not path.is_file():
+                gr.Markdown(f"*(The figure `{path.relative_to(REPO_ROOT)}` is not in this copy.)*")
+                continue
+            gr.Markdown(f"**{caption}**")
+            gr.Image(str(path), show_label=False, interactive=False, buttons=["fullscreen"])
