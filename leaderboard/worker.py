@@ -35,18 +35,28 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from leaderboard import shards
 from leaderboard.db import ClassResult, ItemScore, ScoreShard, Status, Submission, utcnow
+from leaderboard.jobs import (
+    TRANSIENT,
+    JobLost,
+    JobOutcome,
+    ShardFailed,
+    Stopping,
+    default_open_fn,
+    default_score_fn,
+    redact,
+    retry,
+    seconds,
+)
 from leaderboard.settings import LeaderboardSettings
+from leaderboard.shard_worker import ShardWork
 from leaderboard.storage import ArchiveStore
 from svr.limits import release_memory
 
@@ -67,54 +77,12 @@ logger = logging.getLogger(__name__)
 _ITEM_COLUMNS = ("iou", "iou_128", "chamfer_l1", "chamfer_l2", "normal_consistency")
 
 
-class JobLost(RuntimeError):
-    """The job was taken away (deleted, requeued or rescored) while this worker scored it."""
-
-
-class _Stopping(RuntimeError):
-    """The worker was asked to stop in the middle of a job."""
-
-
-class _ShardFailed(RuntimeError):
-    """A shard of the job failed; the message is the reason for the submitter."""
-
-
-class _ShardLost(RuntimeError):
-    """The shard was taken away (its heartbeat went stale and another worker claimed it)."""
-
-
-# Errors of a lost or refused database connection: worth retrying.
-_TRANSIENT = (OperationalError, InterfaceError)
-_RETRY_FOR_S = 60.0
-
-
-@dataclass(frozen=True)
-class JobOutcome:
-    """What happened to one claimed job: final status ("done", "failed" or "lost")."""
-
-    submission_id: int
-    status: str
-    reason: str = ""
-
-
 def worker_id(kind: str = "worker") -> str:
     """A unique id `<kind>@<host>:<pid>:<random>`; the prefix up to the host names the kind."""
     return f"{kind}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _default_score_fn() -> Callable[..., Any]:
-    from leaderboard.scoring import score_submission
-
-    return score_submission
-
-
-def _default_open_fn() -> Callable[..., Any]:
-    from leaderboard.archive import open_submission
-
-    return open_submission
-
-
-class Worker:
+class Worker(ShardWork):
     """Scores queued submissions of one database against one benchmark.
 
     Args:
@@ -182,20 +150,8 @@ class Worker:
         )
 
     def _retry(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
-        """`fn(*args)`, retried with back-off while the database is unreachable (at most
-        `_RETRY_FOR_S` seconds); other errors go through at once."""
-        deadline = time.monotonic() + _RETRY_FOR_S
-        delay = 0.2
-        while True:
-            try:
-                return fn(*args)
-            except _TRANSIENT as exc:
-                if time.monotonic() > deadline:
-                    raise
-                logger.warning("%s: database unavailable (%s); retrying in %.1f s",
-                               what, type(exc).__name__, delay)  # fmt: skip
-                time.sleep(delay)
-                delay = min(2 * delay, 5.0)
+        """`leaderboard.jobs.retry`: `fn(*args)`, retried while the database is away."""
+        return retry(what, fn, *args)
 
     # ------------------------------------------------------------------ recovery
 
@@ -211,8 +167,8 @@ class Worker:
         Returns the number of submissions changed.
         """
         now = utcnow()
-        stale_before = now - _seconds(self.settings.heartbeat_stale_s)
-        overdue_before = now - _seconds(
+        stale_before = now - seconds(self.settings.heartbeat_stale_s)
+        overdue_before = now - seconds(
             self.settings.scoring_time_limit_s + self.settings.heartbeat_stale_s
         )
         condition = or_(Submission.heartbeat_at.is_(None), Submission.heartbeat_at < stale_before)
@@ -371,13 +327,13 @@ class Worker:
             if lost.is_set():
                 raise JobLost(f"submission {submission_id} was taken away")
             if self._stop is not None and self._stop.is_set():
-                raise _Stopping(f"worker {self.ident} stopping")
+                raise Stopping(f"worker {self.ident} stopping")
             now = time.monotonic()
             if done < total and now - last[0] < 0.5:
                 return
             try:
                 self._touch(submission_id, progress_done=done, progress_total=total)
-            except _TRANSIENT as exc:  # the database is away: the heartbeat keeps trying
+            except TRANSIENT as exc:  # the database is away: the heartbeat keeps trying
                 logger.warning("progress of submission %d not saved: %s", submission_id,
                                type(exc).__name__)  # fmt: skip
                 return
@@ -385,8 +341,8 @@ class Worker:
 
         heart = threading.Thread(target=beat, name=f"heartbeat-{submission_id}", daemon=True)
         heart.start()
-        open_fn = self.open_fn or _default_open_fn()
-        score_fn = self.score_fn or _default_score_fn()
+        open_fn = self.open_fn or default_open_fn()
+        score_fn = self.score_fn or default_score_fn()
         self.settings.scratch_dir.mkdir(parents=True, exist_ok=True)
         try:
             path = self.store.get(sha, ext)
@@ -410,7 +366,7 @@ class Worker:
         except JobLost as exc:
             logger.warning("%s", exc)
             return JobOutcome(submission_id, "lost", str(exc))
-        except _Stopping:
+        except Stopping:
             # A clean shutdown: back to the queue without using up an attempt.
             with self.factory() as session:
                 session.execute(
@@ -426,7 +382,7 @@ class Worker:
             return JobOutcome(submission_id, Status.QUEUED, "worker stopped")
         except ScoringTimeout as exc:
             return self._fail(submission_id, self._timeout_reason(exc), [])
-        except _ShardFailed as exc:
+        except ShardFailed as exc:
             return self._fail(submission_id, str(exc), [])
         except SubmissionError as exc:
             return self._fail(submission_id, exc.reason, exc.details)
@@ -577,220 +533,6 @@ class Worker:
                 wake.clear()
         self._release_held()
 
-    # ------------------------------------------------------------------ shards
-
-    def _score_sharded(self, submission_id: int, parsed: Any, progress: Any) -> Any:
-        """Coordinate the shards of a claimed job: write them, score shards until none is
-        left to take, wait for the other workers' shards, merge. Returns SubmissionScores.
-
-        Raises _ShardFailed (a shard failed: its reason), JobLost or _Stopping."""
-        start = time.monotonic()
-        test_ids = list(parsed.test_ids)
-        ranges = shards.plan_shards(test_ids, self.settings.shard_items)
-        stale_before = utcnow() - _seconds(self.settings.heartbeat_stale_s)
-
-        def write() -> int:
-            with self.factory() as session, session.begin():
-                attempts = session.scalar(
-                    select(Submission.attempts).where(self._owned(submission_id))
-                )
-                if attempts is None:
-                    raise JobLost(f"submission {submission_id} was taken away")
-                # A resumed job (attempt 2 or later) keeps the shards already scored.
-                return shards.write_shards(session, submission_id, ranges, attempts > 1,
-                                           stale_before)  # fmt: skip
-
-        todo = self._retry("writing shards", write)
-        logger.info("submission %d: %d items in %d shards, %d to score", submission_id,
-                    len(test_ids), len(ranges), todo)  # fmt: skip
-        total = len(test_ids)
-        while True:
-            state = self._retry("reading shards", shards.shard_progress, self.factory,
-                                submission_id)  # fmt: skip
-            if state.failure:
-                raise _ShardFailed(state.failure)
-            progress(state.items_done, total)
-            if state.complete:
-                break
-            claim = self._retry(
-                "claiming a shard", shards.claim_shard, self.factory, self.ident,
-                self.settings.heartbeat_stale_s, self.settings.max_attempts, submission_id,
-            )  # fmt: skip
-            if claim is None:  # the rest is being scored by other workers
-                if self._stop is not None and self._stop.wait(
-                    min(0.5, self.settings.poll_interval_s)
-                ):
-                    progress(state.items_done, total)  # raises _Stopping
-                elif self._stop is None:
-                    time.sleep(min(0.5, self.settings.poll_interval_s))
-                continue
-            base = state.items_done
-
-            def outer(done: int, _total: int, base: int = base) -> None:
-                progress(min(base + done, total - 1), total)
-
-            self._score_shard(claim, parsed, outer)
-        parts = self._retry("reading shard results", lambda: list(
-            shards.shard_results(self.factory, submission_id)))  # fmt: skip
-        return shards.combine(parts, test_ids, time.monotonic() - start)
-
-    def _score_shard(self, claim: shards.ShardClaim, parsed: Any,
-                     outer: Callable[[int, int], None] | None = None) -> str:  # fmt: skip
-        """Score one claimed shard and store its result; "done", "failed" or "lost".
-
-        `outer` (the coordinator's progress) is called too and may raise JobLost/_Stopping;
-        the shard then goes back to the queue and the error propagates."""
-        from leaderboard.validation import SubmissionError
-
-        try:
-            from leaderboard.scoring import ScoringTimeout
-        except ImportError:  # pragma: no cover - scoring module missing
-            ScoringTimeout = TimeoutError  # type: ignore[misc,assignment]  # noqa: N806
-
-        view = shards.ShardView(parsed, list(parsed.test_ids)[claim.start : claim.stop])
-        stop, lost = threading.Event(), threading.Event()
-
-        def beat() -> None:
-            while not stop.wait(self.settings.heartbeat_interval_s):
-                try:
-                    if not shards.touch_shard(self.factory, claim, self.ident):
-                        lost.set()
-                        return
-                except Exception:  # the database is away: try again at the next beat
-                    logger.exception("heartbeat of shard %d failed", claim.shard_id)
-
-        def progress(done: int, total: int) -> None:
-            if lost.is_set():
-                raise _ShardLost(f"shard {claim.shard_id} was taken away")
-            if self._stop is not None and self._stop.is_set():
-                raise _Stopping(f"worker {self.ident} stopping")
-            if outer is not None:
-                outer(done, total)
-
-        with self.factory() as session:
-            started = session.scalar(
-                select(Submission.started_at).where(Submission.id == claim.submission_id)
-            )
-        limit = self.settings.scoring_time_limit_s
-        if started is not None:
-            limit = max(0.0, limit - (utcnow() - started).total_seconds())
-        heart = threading.Thread(target=beat, name=f"shard-{claim.shard_id}", daemon=True)
-        heart.start()
-        paths = (self.settings.home, self.benchmark_dir)
-        score_fn = self.score_fn or _default_score_fn()
-        reason: str | None = None
-        try:
-            part = score_fn(
-                view, self.benchmark, protocol=self.protocol,
-                device=self.settings.scoring_device, progress=progress, time_limit_s=limit,
-            )  # fmt: skip
-            stop.set()
-            heart.join()
-            result = shards.part_of(part)
-            if self._retry("storing a shard", shards.finish_shard, self.factory, claim,
-                           self.ident, result):  # fmt: skip
-                logger.info("%s scored shard %d of submission %d (%d items)", self.ident,
-                            claim.index, claim.submission_id, claim.stop - claim.start)  # fmt: skip
-                return "done"
-            return "lost"
-        except _ShardLost as exc:
-            logger.warning("%s", exc)
-            return "lost"
-        except (_Stopping, JobLost):
-            stop.set()
-            heart.join()
-            self._retry("releasing a shard", shards.release_shard, self.factory, claim,
-                        self.ident)  # fmt: skip
-            raise
-        except ScoringTimeout as exc:
-            reason = self._timeout_reason(exc)
-        except SubmissionError as exc:
-            reason = "; ".join([exc.reason, *exc.details[:5]])
-        except Exception as exc:
-            logger.exception("scoring shard %d failed", claim.shard_id)
-            reason = (f"internal error while scoring ({type(exc).__name__}: {exc}); "
-                      "a maintainer can rescore it once fixed")  # fmt: skip
-        finally:
-            stop.set()
-            heart.join()
-        self._retry("storing a shard failure", shards.fail_shard, self.factory, claim,
-                    self.ident, redact(reason, paths))  # fmt: skip
-        return "failed"
-
-    def run_shard(self) -> JobOutcome | None:
-        """Claim and score one shard of any submission being scored; None if none is free.
-
-        The submission's archive stays open between its shards (`_held`)."""
-        claim = self._retry(
-            "claiming a shard", shards.claim_shard, self.factory, self.ident,
-            self.settings.heartbeat_stale_s, self.settings.max_attempts,
-        )  # fmt: skip
-        if claim is None:
-            return None
-        try:
-            parsed = self._open_held(claim.submission_id)
-        except _Stopping:
-            raise
-        except Exception as exc:
-            from leaderboard.validation import SubmissionError
-
-            self._release_held()
-            if isinstance(exc, SubmissionError):
-                reason = exc.reason
-            elif isinstance(exc, FileNotFoundError):
-                reason = f"the stored archive is missing: {exc}"
-            else:
-                logger.exception("opening submission %d for a shard failed", claim.submission_id)
-                reason = f"internal error while opening the archive ({type(exc).__name__})"
-            paths = (self.settings.home, self.benchmark_dir)
-            shards.fail_shard(self.factory, claim, self.ident, redact(reason, paths))
-            return JobOutcome(claim.submission_id, "shard failed", reason)
-        try:
-            state = self._score_shard(claim, parsed)
-        except _Stopping:
-            return JobOutcome(claim.submission_id, Status.QUEUED, "worker stopped")
-        finally:
-            release_memory()
-        return JobOutcome(claim.submission_id, f"shard {state}", f"shard {claim.index}")
-
-    def _open_held(self, submission_id: int) -> Any:
-        """The parsed archive of `submission_id`, opened once for all its shards."""
-        from leaderboard.validation import Manifest
-
-        if self._held is not None and self._held[0] == submission_id:
-            return self._held[2]
-        self._release_held()
-        with self.factory() as session:
-            row = session.get(Submission, submission_id)
-            if row is None:
-                raise FileNotFoundError(f"submission {submission_id} is gone")
-            sha, ext, manifest = row.archive_sha256, row.archive_ext, dict(row.manifest)
-        open_fn = self.open_fn or _default_open_fn()
-        self.settings.scratch_dir.mkdir(parents=True, exist_ok=True)
-        stack = ExitStack()
-        try:
-            parsed = stack.enter_context(open_fn(
-                self.store.get(sha, ext), self.benchmark, scratch=self.settings.scratch_dir,
-                manifest=Manifest(**manifest) if manifest else None,
-                scratch_budget=self.settings.scratch_budget_bytes,
-            ))  # fmt: skip
-        except BaseException:
-            stack.close()
-            raise
-        self._held = (submission_id, stack, parsed)
-        return parsed
-
-    def _release_held(self) -> None:
-        if self._held is not None:
-            held, self._held = self._held, None
-            held[1].close()
-
-
-def _seconds(s: float) -> Any:
-    import datetime as dt
-
-    return dt.timedelta(seconds=s)
-
 
 def _coverage_note(coverage: dict[str, Any]) -> str:
     missing, empty = int(coverage.get("n_missing", 0)), int(coverage.get("n_empty", 0))
@@ -800,17 +542,6 @@ def _coverage_note(coverage: dict[str, Any]) -> str:
     return (
         f"{missing} missing and {empty} empty of {total} test items (scored with the worst values)"
     )
-
-
-def redact(text: str, paths: Any) -> str:
-    """Replace server paths in a message by placeholders (messages go to users).
-
-    paths: (SVR_HOME, benchmark folder, upload) in that order; None entries are skipped.
-    """
-    for path, label in zip(paths, ("$SVR_HOME", "<benchmark>", "<upload>"), strict=False):
-        if path is not None:
-            text = text.replace(str(path), label)
-    return text
 
 
 def _failed(reason: str) -> dict[str, Any]:
