@@ -26,6 +26,12 @@ share, GEMM FLOP rate and reduction bandwidth.
     python benchmarks/bench_scoring.py            # --items 200, under ~2 minutes on 2 cores
     python benchmarks/bench_scoring.py --no-end-to-end --rounds 4   # the point-cloud ratio only
     python benchmarks/bench_scoring.py --gpu-model-only             # the GPU estimate only
+
+With ``--device`` it instead measures the device path (benchmarks/scoring_device.py): exactness
+against the CPU path on the same mesh items and throughput on a what3d-size set of 52,160:
+
+    python benchmarks/bench_scoring.py --device cuda --items 52160 --json $OUT/gpu.json
+    python benchmarks/bench_scoring.py --device cpu --items 100 --points 1000   # small, on a CPU
 """
 
 from __future__ import annotations
@@ -49,12 +55,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from svr.data.layout import (  # noqa: E402
-    N_SURFACE_POINTS,
-    GroundTruth,
-    normalize_mesh,
-    write_ground_truth,
+from benchmarks.gpu_model import (  # noqa: E402
+    GEMM_BYTES_PER_PAIR,
+    GEMM_FLOPS_PER_PAIR,
+    TOPK_BYTES_PER_PAIR,
+    gpu_estimate,
 )
+from benchmarks.scoring_items import ground_truth, perturbed, procedural_shape  # noqa: E402
+from svr.data.layout import GroundTruth, write_ground_truth  # noqa: E402
 from svr.evaluation import DEFAULT_PROTOCOL, PredictionData, Scorer, subsample_points  # noqa: E402
 from svr.geometry import sample_surface, voxelize_mesh  # noqa: E402
 
@@ -67,53 +75,18 @@ WHAT3D_TEST_ITEMS = 52_160
 # ------------------------------------------------------------------------------------------------
 
 
-def _shape(rng: np.random.Generator) -> trimesh.Trimesh:
-    kind = rng.integers(0, 4)
-    if kind == 0:
-        mesh = trimesh.creation.box(extents=rng.uniform(0.3, 1.0, 3))
-    elif kind == 1:
-        mesh = trimesh.creation.cylinder(radius=rng.uniform(0.2, 0.5), height=rng.uniform(0.3, 1.0))
-    elif kind == 2:
-        mesh = trimesh.creation.capsule(radius=rng.uniform(0.15, 0.4), height=rng.uniform(0.2, 0.8))
-    else:
-        mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
-    mesh.apply_scale(rng.uniform(0.5, 1.5, 3))
-    return normalize_mesh(mesh)
-
-
-def _perturbed(mesh: trimesh.Trimesh, rng: np.random.Generator) -> trimesh.Trimesh:
-    """A plausible imperfect reconstruction: scaled, shifted and slightly jittered."""
-    v = mesh.vertices * rng.uniform(0.9, 1.1, 3) + rng.normal(scale=0.01, size=3)
-    v = v + rng.normal(scale=0.003, size=v.shape)
-    return trimesh.Trimesh(np.clip(v, -0.5, 0.5), mesh.faces, process=False)
-
-
-def ground_truth(mesh: trimesh.Trimesh, seed: int) -> GroundTruth:
-    """What compute_ground_truth makes, minus the occupancy samples that scoring never reads."""
-    points, normals, _ = sample_surface(mesh.vertices, mesh.faces, N_SURFACE_POINTS, seed)
-    return GroundTruth(
-        mesh=mesh,
-        voxels_32=voxelize_mesh(mesh.vertices, mesh.faces, 32),
-        voxels_128=voxelize_mesh(mesh.vertices, mesh.faces, 128),
-        points=points.astype(np.float32),
-        normals=normals.astype(np.float32),
-        occ_points=np.zeros((0, 3), dtype=np.float32),
-        occ_labels=np.zeros(0, dtype=bool),
-    )
-
-
 def build(root: Path, n_shapes: int, n_points: int, seed: int) -> list[tuple[str, int]]:
     """Ground truths under root/test/bench/<shape>/ and predictions under root/pred/<repr>/."""
     rng = np.random.default_rng(seed)
     items = []
     for s in tqdm(range(n_shapes), desc="ground truth + predictions", file=sys.stderr):
         shape_id = f"s{s:04d}"
-        mesh = _shape(rng)
+        mesh = procedural_shape(rng)
         gt = ground_truth(mesh, seed + s)
         write_ground_truth(root / "test" / "bench" / shape_id, gt)
         for view in range(VIEWS):
             item = f"{shape_id}_{view}"
-            pred = _perturbed(mesh, rng)
+            pred = perturbed(mesh, rng)
             pts = sample_surface(
                 pred.vertices, pred.faces, n_points, seed + 1000 + s * VIEWS + view
             )[0]
@@ -215,7 +188,7 @@ def compare(ref: list[dict], ours: list[dict]) -> None:
 
 
 def nn_backend_description() -> str:
-    from svr import metrics
+    from svr.metrics import nn_cpu as metrics
 
     name = metrics._backend()
     if name == "pykdtree":
@@ -243,86 +216,8 @@ def traced_peak_mb(fn) -> float:
 
 
 # ------------------------------------------------------------------------------------------------
-# GPU model
+# CPU check of the GPU model (benchmarks/gpu_model.py)
 # ------------------------------------------------------------------------------------------------
-
-# The device path of svr.metrics (_gemm_nearest) on one item, per (pred, gt) pair, both
-# directions from one pass over row blocks of the (N, M) float32 matrix:
-#   - the GEMM (rows, 5) x (5, M) writes the block: 4 B and 2 * 5 = 10 float32 FLOPs per pair
-#     (K = 5 makes it output-bound: the FLOPs are negligible next to the write);
-#   - row min (values + indices), column min, row second min (after hiding the row minima),
-#     column second min (after hiding the column minima): four reads of the block, 16 B;
-#   - the scatters that hide/restore minima touch O(rows + M) entries: negligible.
-# The 64 MiB blocks do not stay in L2 (40 MB on an A100, 6 MB on a V100, 4 MB on a T4), so all
-# 20 B/pair go to device memory.
-GEMM_BYTES_PER_PAIR = 20
-GEMM_FLOPS_PER_PAIR = 10
-# Rows not certified by float32 (near ties; measured below on surface-like clouds, ~2%)
-# recompute their row of the GEMM (4 B/pair) and run torch.topk over it (counted as 4 reads,
-# 16 B/pair: topk's radix selection makes several passes); their 8 candidates are refined in
-# float64 (O(rows) work, negligible). The float64 brute-force fallback never ran on such
-# clouds in the tests (it costs ~160 B/pair per fallback row).
-TOPK_BYTES_PER_PAIR = 20
-# Per item, O(N + M) work: copy both clouds to the device (2 x 10,000 x 3 float64 = 480 kB over
-# PCIe at ~12 GB/s ~ 40 us), centring, norms, exact refinement of 20,000 candidates (a few
-# hundred bytes per point), copy of the results back; plus ~90 kernel launches (6 row blocks x
-# ~10 kernels + ~30 for the rest) at ~5 us of host time each, which overlap with the kernels
-# while the GPU is the bottleneck, and ~5 host synchronisations (~20 us each) that do not.
-PER_ITEM_FIXED_S = 40e-6 + 5 * 20e-6
-LAUNCHES_PER_ITEM = 90
-LAUNCH_S = 5e-6
-
-GPUS = {
-    # name: (memory bandwidth bytes/s, float32 FLOP/s without tensor cores), vendors' sheets
-    "A100-80GB": (2.0e12, 19.5e12),
-    "A100-40GB": (1.555e12, 19.5e12),
-    "V100": (0.9e12, 15.7e12),
-    "T4": (0.32e12, 8.1e12),
-}
-# Fraction of the peak bandwidth that simple streaming kernels (reductions) reach in practice.
-BANDWIDTH_EFFICIENCY = (1.0, 0.75)
-
-
-def gemm_item_seconds(
-    n_points: int, bw: float, flops: float, unsure: float, efficiency: float
-) -> float:
-    """Model of one item's time on a GPU: max(memory time, FLOP time) of the blocks and of
-    the unsure rows' top-k, overlapped launches, plus the fixed per-item costs."""
-    pairs = float(n_points) * n_points
-    mem_t = pairs * (GEMM_BYTES_PER_PAIR + 2 * unsure * TOPK_BYTES_PER_PAIR) / (bw * efficiency)
-    op_t = pairs * GEMM_FLOPS_PER_PAIR * (1 + 2 * unsure) / flops
-    return max(mem_t, op_t, LAUNCHES_PER_ITEM * LAUNCH_S) + PER_ITEM_FIXED_S
-
-
-def gpu_estimate(n_items: int, n_points: int, unsure: float) -> list[str]:
-    lines = [
-        f"GPU estimate (a model, not a measurement: no GPU here) for {n_items} items of "
-        f"{n_points} points each side, float32 GEMM candidates + float64 refinement:",
-        f"  per pair {GEMM_BYTES_PER_PAIR} B of device-memory traffic (GEMM write 4 B + 4 block "
-        f"reductions 16 B) and {GEMM_FLOPS_PER_PAIR} float32 FLOPs; unsure rows {unsure:.1%} "
-        f"per direction add {TOPK_BYTES_PER_PAIR} B/pair each (GEMM row + top-k); per item "
-        f"{PER_ITEM_FIXED_S * 1e6:.0f} us fixed (PCIe copies, syncs) and "
-        f"{LAUNCHES_PER_ITEM} launches x {LAUNCH_S * 1e6:.0f} us (hidden while the GPU is busy)",
-        "  time/item = max(bytes / (bandwidth x efficiency), FLOPs / FP32 rate, launches) + fixed;"
-        f" efficiency {BANDWIDTH_EFFICIENCY[0]:.0%} (peak) and {BANDWIDTH_EFFICIENCY[1]:.0%} "
-        "(typical of eager reductions)",
-    ]
-    for name, (bw, flops) in GPUS.items():
-        best, typical = (
-            gemm_item_seconds(n_points, bw, flops, unsure, eff) for eff in BANDWIDTH_EFFICIENCY
-        )
-        lines.append(
-            f"  {name:10s}: {best * 1e3:5.2f}-{typical * 1e3:5.2f} ms/item -> "
-            f"{best * n_items:6.0f}-{typical * n_items:6.0f} s total"
-        )
-    old = float(n_points) ** 2 * 160 / GPUS["A100-80GB"][0] * n_items
-    lines.append(
-        f"  (the previous float64 brute force, 160 B/pair: {old:.0f} s on an A100-80GB at peak "
-        "bandwidth; a fused kernel keeping the block in registers would be FLOP-bound, "
-        f"~{float(n_points) ** 2 * 16 / GPUS['A100-80GB'][1] * n_items:.0f} s there, not "
-        "implemented)"
-    )
-    return lines
 
 
 def copy_bandwidth() -> float:
@@ -337,7 +232,7 @@ def copy_bandwidth() -> float:
 
 def _surface_pair(rng: np.random.Generator, n_points: int) -> tuple[np.ndarray, np.ndarray]:
     """A ground truth on a normalised procedural shape and a jittered prediction of it."""
-    mesh = _shape(rng)
+    mesh = procedural_shape(rng)
     gt = sample_surface(mesh.vertices, mesh.faces, n_points, seed=int(rng.integers(1 << 30)))[0]
     pred = sample_surface(mesh.vertices, mesh.faces, n_points, seed=int(rng.integers(1 << 30)))[0]
     pred = pred + rng.normal(scale=0.003, size=pred.shape)
@@ -355,7 +250,7 @@ def cpu_check_of_model(
     """
     import torch
 
-    import svr.metrics as metrics
+    import svr.metrics.nn_torch as metrics
 
     pairs_data = [_surface_pair(rng, n_points) for _ in range(items)]
     tensors = [(torch.from_numpy(p), torch.from_numpy(g)) for p, g in pairs_data]
@@ -417,7 +312,11 @@ def cpu_check_of_model(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--items", type=int, default=200, help="items per representation (5 per shape)"
+        "--items",
+        type=int,
+        default=None,
+        help="items per representation (5 per shape; default 200); with --device, items of the "
+        f"metric stage (default {WHAT3D_TEST_ITEMS})",
     )
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the reference comparison")
     parser.add_argument(
@@ -431,7 +330,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--gpu-model-only", action="store_true", help="only the GPU estimate and its CPU check"
     )
+    device = parser.add_argument_group(
+        "device scoring (--device): exactness against the CPU path and throughput on mesh items"
+    )
+    device.add_argument(
+        "--device", help="cuda, cuda:N, cpu or auto (cuda when available): run the device benchmark"
+    )
+    device.add_argument("--check-items", type=int, default=200, help="items of the exactness check")
+    device.add_argument("--pool-shapes", type=int, default=256, help="distinct procedural shapes")
+    device.add_argument(
+        "--points", type=int, default=None, help="samples per item (default: the protocol's 10,000)"
+    )
+    device.add_argument(
+        "--budget-s", type=float, default=300.0, help="stop the metric stage after this long"
+    )
+    device.add_argument(
+        "--tolerance", type=float, default=0.0, help="max |CPU - device| per metric (default 0)"
+    )
+    device.add_argument("--json", type=Path, default=None, help="write every figure to this file")
     args = parser.parse_args(argv)
+    if args.device is not None:
+        from benchmarks.scoring_device import run
+
+        return run(
+            args.device,
+            items=WHAT3D_TEST_ITEMS if args.items is None else args.items,
+            check_items=args.check_items,
+            pool_shapes=args.pool_shapes,
+            points=args.points,
+            budget_s=args.budget_s,
+            tolerance=args.tolerance,
+            seed=args.seed,
+            json_path=args.json,
+        )
+    if args.items is None:
+        args.items = 200
     n_shapes = max(1, math.ceil(args.items / VIEWS))
     n_points = DEFAULT_PROTOCOL.n_samples
     rng = np.random.default_rng(args.seed)
