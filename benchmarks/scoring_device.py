@@ -376,6 +376,19 @@ def run(
     report["exactness_end_to_end"] = check
     _write(json_path, report)
     print(f"  max |CPU - device| per metric over the items: {_groups_line(check['max_abs_diff'])}")
+    families = {
+        "F-score": ("fscore", "precision", "recall"),
+        "Chamfer": ("chamfer_l1", "chamfer_l2"),
+        "IoU": ("iou", "iou_128"),
+    }
+    per_family = []
+    for family, groups in families.items():
+        worst = [max(d.get(g, 0.0) for g in groups) for d in check["per_item_max_abs_diff"]]
+        zero = sum(1 for w in worst if w == 0.0)
+        per_family.append(
+            f"{family} {zero} of {check_items} items equal (largest {max(worst):.3g})"
+        )
+    print(f"  per item: {'; '.join(per_family)}")
     print(f"  items beyond the tolerance {tolerance:g}: {check['items_beyond']} of {check_items}")
     for i in check["bad"][:10]:
         print(f"    item {i}: {_groups_line(check['per_item_max_abs_diff'][i])}")

@@ -38,6 +38,7 @@ def test_device_command_runs_small_on_cpu_and_reports_exactness(tmp_path):
     assert stage["projected_s"] == pytest.approx(52_160 / stage["items_per_s"], rel=1e-9)
     assert report["cpu_reference"]["items"] == 2 * 5
     assert 0.0 <= stage["unsure_share"] < 1.0
+    assert "per item: F-score 5 of 5 items equal" in proc.stdout
     assert "goal 60 s" in proc.stdout and "exact: every compared metric" in proc.stdout
 
 
