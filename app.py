@@ -68,15 +68,20 @@ def _seed_step(settings: Settings, service: Any, problems: list[Problem]) -> Ste
     all); a method that could not be submitted becomes a `Problem` in `problems`."""
 
     def run(progress):
-        from leaderboard.seed import BASELINE_NAMES, seed_baselines
+        from leaderboard.seed import BASELINE_NAMES, SEED_ORDER, seed_baselines
         from svr.models import REGISTRY
 
-        names = list(REGISTRY)
+        rank = {name: i for i, name in enumerate(SEED_ORDER)}
+        names = sorted(REGISTRY, key=lambda name: rank.get(name, len(rank)))  # quickest first
         for index, name in enumerate(names):
             display = BASELINE_NAMES.get(name, name)
             progress(index, len(names), f"{display}: predicting the test split")
             results = seed_baselines(
-                service, settings.benchmark_dir, settings.models_dir, methods=[name]
+                service,
+                settings.benchmark_dir,
+                settings.models_dir,
+                lambda message, index=index: progress(index, len(names), message),
+                methods=[name],
             )
             for result in results:
                 if result.outcome == "failed":
@@ -148,10 +153,12 @@ def build_app(
             `python app.py` calls once the server answers, so that preparation does not
             slow the start).
     """
+    started = time.monotonic()
     import gradio as gr
 
     from svr.ui import add_about_tab, add_reconstruct_tab, make_context, session_cleanup
 
+    logger.info("gradio and the app's code loaded in %.1f s", time.monotonic() - started)
     settings = settings or Settings.from_env()
     use_upload_folder(settings)
     started = time.monotonic()
@@ -168,6 +175,7 @@ def build_app(
         preparation = Preparation(steps)
     status = _status_source(settings, preparation, service, problems)
     ctx = make_context(settings, preparation, status)
+    started = time.monotonic()
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(
             f"# {TITLE}\nSingle-view 3D reconstruction: a demo, a benchmark and a leaderboard."
@@ -211,7 +219,10 @@ def build_app(
     demo.svr_status = status  # type: ignore[attr-defined]
     if start_preparation:
         start()
-    logger.info("interface built in %.1f s", time.monotonic() - started)
+    logger.info(
+        "interface built in %.1f s (the methods' list imports torch; weights load on first use)",
+        time.monotonic() - started,
+    )
     return demo
 
 

@@ -163,28 +163,44 @@ def duration_text(seconds: float | None) -> str:
 
 
 class EtaTracker:
-    """Time left in the running step: (total - done) / rate, the rate measured from the
-    first snapshot of that step this tracker saw (or from the preparation's start for the
-    first step, which begins with it). Thread-safe; one per app, fed by every poll."""
+    """Time left in the running step, from the rate observed so far: items done since the
+    step began (its own start time where the snapshot has one, else the first snapshot of
+    it this tracker saw) over the time until the latest count was first seen, less the time
+    spent since on the next item. None while there is no rate, and once the step takes
+    longer than that estimate (a stalled count gives no made-up figure). Thread-safe; one
+    per app, fed by every poll."""
 
     def __init__(self) -> None:
         self._first: dict[int, tuple[float, int]] = {}  # step index -> (time, done)
+        self._latest: dict[int, tuple[int, float]] = {}  # step index -> (done, first seen)
         self._lock = threading.Lock()
 
     def observe(self, status: PreparationStatus, now: float | None = None) -> float | None:
-        """Seconds left in `status`'s running step; None while there is no rate yet."""
+        """Seconds left in `status`'s running step, or None (see the class docstring)."""
         if status.state != "running" or status.step_index < 1:
             return None
         now = time.time() if now is None else now
+        index = status.step_index
         with self._lock:
-            first = self._first.setdefault(status.step_index, (now, status.done))
-        t0, d0 = first
-        if status.step_index == 1 and status.started is not None and status.started < t0:
-            t0, d0 = status.started, 0
-        if status.total <= 0 or status.done <= d0 or now <= t0:
+            t0, d0 = self._first.setdefault(index, (now, status.done))
+            latest = self._latest.get(index)
+            if latest is None or latest[0] != status.done:
+                latest = self._latest[index] = (status.done, now)
+        per_step = getattr(status, "steps", None) or []
+        if len(per_step) >= index:
+            begun = per_step[index - 1].started
+        else:
+            begun = status.started if index == 1 else None
+        if begun is not None and begun < t0:  # the step's own start: count from there
+            t0, d0 = begun, 0
+        seen = latest[1]
+        if status.total <= 0 or status.done <= d0 or seen <= t0:
             return None
-        rate = (status.done - d0) / (now - t0)
-        return max(0.0, (status.total - status.done) / rate)
+        rate = (status.done - d0) / (seen - t0)
+        left = (status.total - status.done) / rate - (now - seen)
+        if left <= 0 and status.done < status.total:
+            return None  # longer than estimated
+        return max(0.0, left)
 
 
 # ---------------------------------------------------------------- words, no paths
@@ -251,16 +267,32 @@ def _scoring_row(scoring: ScoringState) -> StepRow:
     return StepRow(SCORING_STEP, "running", finished, scoring.total, eta, ", ".join(parts))
 
 
+_FROM_PREPARE = {"pending": "waiting"}  # svr.prepare.StepState.state -> StepRow.state
+
+
 def _step_rows(status: PreparationStatus, names: list[str], eta: float | None) -> list[StepRow]:
+    """One row per step, from the snapshot's per-step states (`PreparationStatus.steps`)
+    where it has them, else from the current step's index and the log."""
+    per_step = list(getattr(status, "steps", None) or [])
     rows = []
     for index, name in enumerate(names, start=1):
-        if status.state == "done" or index < status.step_index:
+        current = index == status.step_index and status.state in ("running", "failed")
+        if len(per_step) == len(names) and not current:
+            st = per_step[index - 1]
+            state = _FROM_PREPARE.get(st.state, st.state)
+            took = (
+                f"took {duration_text(st.seconds).replace('about ', '')}"
+                if (state == "done" and st.seconds is not None)
+                else ""
+            )
+            rows.append(StepRow(name, state, st.done, st.total, note=took))
+        elif status.state == "done" or index < status.step_index:
             log = next((m for m in status.log if m.startswith(f"{name}: ")), "")
             note = log[len(name) + 2 :].rstrip(".")
             state = "skipped" if "already there" in note else "done"
             note = "" if note == _STATE_WORDS[state] else note.replace("done in", "took")
             rows.append(StepRow(name, state, note=note))
-        elif index == status.step_index and status.state in ("running", "failed"):
+        elif current:
             state = "failed" if status.state == "failed" else "running"
             count = f"{status.done} of {status.total}" if status.total else ""
             note = "; ".join(x for x in (count, status.message) if x)

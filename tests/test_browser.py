@@ -411,3 +411,133 @@ def test_the_colour_toggle_re_exports_the_last_result(truth_page, tiny_benchmark
     page.locator("#stats").get_by_text("coloured from the photo").wait_for()
     wait_for_new_link(before)
     assert shown_colours() > 2
+
+
+# ---- the Reconstruct and About tabs: layout, captions, status panel -------------------------
+
+_TRACEBACK = re.compile(r"Traceback \(most recent call last\)|File \"/[^\"]+\", line \d+")
+
+
+def _page_text(page) -> str:
+    return page.evaluate("document.body.innerText")
+
+
+def test_the_reconstruct_tab_shows_outputs_only_with_a_result(app_url, browser, tmp_path):
+    page = _open(browser, app_url)
+    try:
+        page.locator("#examples .caption-label").first.wait_for()
+        # before a result: a short hint, no empty viewers, images or file boxes
+        assert page.locator("#no-result").is_visible()
+        assert page.locator("#result").count() == 0 or not page.locator("#result").is_visible()
+        assert page.locator("#viewer").count() == 0 and page.locator("#gt-viewer").count() == 0
+        assert page.locator("#compare-views canvas").count() == 0
+        assert not page.locator("#compare-clustering").is_visible()
+        height = page.evaluate("document.body.scrollHeight")
+        assert height < 1700, height  # was 2,503 px of empty placeholders at 1400 x 1100
+        # every example says what it is
+        captions = page.locator("#examples .caption-label").all_inner_texts()
+        thumbs = page.locator("#examples .thumbnail-item").count()
+        assert len(captions) == thumbs > 0
+        kinds = [c.split("·")[-1].strip() for c in captions]
+        assert set(kinds) == {"validation (scored)", "test view", "photo"}, captions
+        assert all(c.split("·")[0].strip() for c in captions), captions  # and its class
+        heading = page.locator("#examples-heading").inner_text()
+        assert "scored against the shape's ground truth" in heading
+        page.screenshot(path=str(ARTIFACTS / "browser_reconstruct_empty.png"), full_page=True)
+        # a validation example: the result, then its ground truth
+        first_val = kinds.index("validation (scored)")
+        page.locator("#examples .thumbnail-item").nth(first_val).click()
+        page.locator("#input-image img").first.wait_for()
+        page.click("#run")
+        page.locator("#stats").get_by_text("faces").wait_for()
+        assert page.locator("#result").is_visible() and not page.locator("#no-result").is_visible()
+        page.locator("#gt-box").get_by_text("F@1% =").wait_for()
+        # a bad file: its reason in words, no traceback anywhere on the page
+        bad = tmp_path / "notes.png"
+        bad.write_text("not an image")
+        page.set_input_files("#input-image input[type=file]", str(bad))
+        page.click("#run")
+        page.get_by_text("not an image").first.wait_for()
+        assert not _TRACEBACK.search(_page_text(page))
+    finally:
+        page.close()
+
+
+def test_the_about_tab_has_no_stray_blockquote_and_its_figures_show_every_tick(app_url, browser):
+    page = _open(browser, app_url)
+    try:
+        # the check below can see a label badge: the input image has one
+        label = page.locator('#input-image [data-testid="block-label"]')
+        assert label.filter(visible=True).count() == 1
+        page.get_by_role("tab", name="About").click()
+        about = page.locator("#about-text")
+        about.get_by_text("Submission archive").wait_for()
+        assert about.locator("blockquote").count() == 0
+        line = about.locator("p").filter(has_text="occupied where")
+        assert ">= 0.5; or .binvox" in line.first.inner_text()
+        # the figures' captions are text above them, not a label badge over the plot
+        panel = page.locator("[role=tabpanel]").filter(has=about)
+        assert panel.get_by_text("Per-item F@1% of the shipped methods").count() == 1
+        images = panel.locator("img")
+        assert images.count() >= 2
+        for i in range(images.count()):
+            block = images.nth(i).locator("xpath=ancestor::div[contains(@class,'block')][1]")
+            badge = block.locator('[data-testid="block-label"]')
+            assert badge.filter(visible=True).count() == 0
+        assert not _TRACEBACK.search(_page_text(page))
+        page.screenshot(path=str(ARTIFACTS / "browser_about.png"), full_page=True)
+    finally:
+        page.close()
+
+
+@pytest.fixture(scope="module")
+def preparing_app(tmp_path_factory, tiny_benchmark, browser):
+    """(page, gate, preparation) of an app whose background preparation is two real steps:
+    the first reports 3 of 4 and waits for `gate`, the second returns at once."""
+    import threading
+
+    import app
+    from svr.prepare import Preparation, Step
+
+    gate = threading.Event()
+
+    def first(progress):
+        for done in range(4):
+            progress(done, 4, f"shape {done + 1}")
+            if done == 3:
+                break
+            time.sleep(0.3)
+        gate.wait(120)
+
+    prep = Preparation([Step("build the test split", first), Step("seed", lambda p: None)])
+    weights = shared_tiny_weights(tmp_path_factory, tiny_benchmark)
+    root = tmp_path_factory.mktemp("preparing_app")
+    settings = tiny_app_settings(root, tiny_benchmark, weights)
+    demo = app.build_app(settings, preparation=prep)
+    page = _open(browser, launch_in_process(demo, settings))
+    yield page, gate, prep
+    gate.set()
+    page.close()
+    demo.close()
+
+
+def test_the_status_panel_shows_steps_progress_and_then_ready(preparing_app):
+    page, gate, prep = preparing_app
+    panel = page.locator("#prep-status")
+    panel.get_by_text("step 1 of 2").wait_for(timeout=60_000)
+    step = panel.locator("li.svr-step").filter(has_text="build the test split")
+    step.get_by_text("3 of 4").wait_for(timeout=60_000)
+    assert panel.locator("li.svr-step").count() == 2
+    bar = step.locator("progress")
+    assert bar.get_attribute("value") == "75" and bar.get_attribute("max") == "100"
+    assert panel.locator("li.svr-step").nth(1).get_attribute("data-state") == "waiting"
+    text = panel.inner_text()
+    assert not re.search(r"\b(ready|done|finished)\b", text, re.IGNORECASE), text
+    assert "/" not in text.replace("3/4", "")  # no server path
+    page.screenshot(path=str(ARTIFACTS / "browser_status_running.png"))
+    gate.set()
+    assert prep.join(30)
+    panel.get_by_text("Ready").wait_for(timeout=60_000)
+    states = [panel.locator("li.svr-step").nth(i).get_attribute("data-state") for i in range(2)]
+    assert states == ["done", "done"]
+    assert not _TRACEBACK.search(_page_text(page))

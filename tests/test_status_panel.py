@@ -68,6 +68,9 @@ def test_eta_of_a_later_step_counts_from_when_it_was_first_seen():
     assert tracker.observe(_running(2, 10, 110), now=2000.0) is None  # first sight: no rate
     # 20 more in 10 s: 2 items/s, 80 left -> 40 s
     assert tracker.observe(_running(2, 30, 110), now=2010.0) == pytest.approx(40)
+    # the count stays: the time since it last moved is taken off, then no figure at all
+    assert tracker.observe(_running(2, 30, 110), now=2030.0) == pytest.approx(20)
+    assert tracker.observe(_running(2, 30, 110), now=2100.0) is None
     assert tracker.observe(_running(3, 0, 7), now=2011.0) is None  # a new step starts over
     assert tracker.observe(_done(), now=2012.0) is None
 
@@ -216,7 +219,7 @@ def test_the_console_logs_each_step_its_progress_and_failures(caplog):
     reporter.report()  # nothing new: no new lines
     lines = [r.getMessage() for r in caplog.records if r.name == "svr.status"]
     assert lines[0].startswith("first: running 100% (4 of 4; item 4")
-    assert "first: complete (took 0 s)" in lines
+    assert "first: complete (took a few seconds)" in lines
     assert any(line.startswith("second: stopped") for line in lines)
     problem = [line for line in lines if line.startswith("Preparation stopped at 'second'")]
     assert len(problem) == 1 and "/var/lib" not in problem[0] and "What to do" in problem[0]
