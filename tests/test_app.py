@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -246,3 +248,71 @@ def test_the_demo_opens_its_viewers_from_the_estimated_camera(pinned_client, tin
     out = pinned_client.predict(image, "retrieval", 0.67, True, api_name="/reconstruct_ui")
     assert out[2]["camera_position"] == [90.0, 75.0, None]
     assert "default front view" in out[4] and "no camera estimate" in out[4]
+
+
+# ---- the Reconstruct tab's outputs, the About text, the console ----------------------------
+
+
+def test_a_result_hides_the_placeholder_hint(pinned_client, tiny_benchmark):
+    """The hint stands where the outputs go until there is a result (the output column and
+    the ground-truth panel are layout blocks, which gradio_client does not return: the
+    browser test checks them)."""
+    image = gradio_client.handle_file(str(_val_view(tiny_benchmark)))
+    out = pinned_client.predict(image, "voxel", 0.67, True, api_name="/reconstruct_ui")
+    assert out[-1] == {"visible": False, "__type__": "update"}
+    assert out[2]["value"].endswith(".glb")
+
+
+def test_example_captions_say_what_each_example_is():
+    from svr.presentation import example_caption, examples_heading
+
+    assert example_caption("val", "val: chair") == "chair · validation (scored)"
+    assert example_caption("test", "test: car (test: no ground truth shown)") == "car · test view"
+    assert example_caption(None, "photo-like lamp (no alpha)") == "lamp · photo"
+    assert example_caption(None, "something else") == "photo"
+    heading = examples_heading(["val", "val", "test", None])
+    assert "2 benchmark validation views" in heading and "1 test views" in heading
+    assert "1 photo-like images" in heading
+
+
+def test_the_about_text_has_no_line_markdown_would_read_as_a_quote_or_heading():
+    from svr.presentation import ABOUT
+
+    for line in ABOUT.splitlines():
+        stripped = line.lstrip()
+        assert not stripped.startswith(">"), line  # a blockquote
+        assert not re.match(r"#{1,6}[^# ]", stripped), line
+    assert "\\>= 0.5; or .binvox" in ABOUT  # escaped: shown as ">= 0.5"
+
+
+def test_the_console_says_what_it_loads_and_refuses_user_errors_in_one_line(
+    tmp_path, tiny_benchmark
+):
+    from app_helpers import start_app, stop_app
+
+    log = tmp_path / "app.log"
+    proc, url = start_app(tmp_path / "home", tiny_benchmark, log)
+    try:
+        text_file = tmp_path / "notes.png"
+        text_file.write_text("not a picture")
+        client = gradio_client.Client(url, verbose=False)
+        with pytest.raises(Exception, match="not an image"):
+            client.predict(
+                gradio_client.handle_file(str(text_file)), "clustering", api_name="/reconstruct"
+            )
+        with pytest.raises(Exception, match="no image given"):
+            client.predict(None, "clustering", api_name="/reconstruct")
+        deadline = time.time() + 20
+        while time.time() < deadline and log.read_text().count("refused:") < 2:
+            time.sleep(0.2)
+    finally:
+        stop_app(proc)
+    lines = log.read_text().splitlines()
+    assert "starting: loading gradio, torch and the reconstruction code" in lines[0]
+    assert any("interface built in" in line for line in lines)
+    assert any(re.search(r"serving at \S+ after [\d.]+ s", line) for line in lines)
+    text = "\n".join(lines)
+    assert "setup plugin" not in text and "alembic" not in text
+    assert "Traceback" not in text
+    refused = [line for line in lines if "refused:" in line]
+    assert len(refused) == 2 and "not an image" in refused[0] and "no image given" in refused[1]
