@@ -25,6 +25,7 @@ __all__ = [
     "compare_to_baseline",
     "bootstrap_tiers",
     "format_p",
+    "short_verdict",
     "MIN_PAIRED",
 ]
 
@@ -108,6 +109,20 @@ def compare_to_baseline(
         outcome=outcome,
         verdict=verdict,
     )
+
+
+_SHORT = {"indistinguishable from": "n.s.", "better than": "better", "worse than": "worse"}
+
+
+def short_verdict(comparison: Comparison) -> str:
+    """The verdict for a table cell whose header names the baseline: "better, p < 0.001",
+    "worse, p = 0.02", "n.s., p = 0.41" (not significant: indistinguishable), with " (KS)"
+    where the KS test decided; display only, the same outcome and p as `verdict`."""
+    word = _SHORT.get(comparison.outcome, comparison.outcome)
+    p_text, _, test = comparison.verdict.rsplit(", ", 1)[-1].partition(" (")
+    # The paired test is the rule (the table's header says so); KS is named where it
+    # stood in for it (too few shared items).
+    return f"{word}, {p_text}" + (" (KS)" if test.startswith("KS") else "")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,10 @@ from leaderboard.db import ClassResult, ItemScore, Status, Submission
 from leaderboard.errors import ServiceError
 from leaderboard.state import ServiceState
 
-__all__ = ["RankingMixin", "REFERENCE_BASELINES", "VISIBLE_CHECK_MAX_AGE", "DIGITS", "is_complete"]
+__all__ = [
+    "RankingMixin", "REFERENCE_BASELINES", "VISIBLE_CHECK_MAX_AGE", "DIGITS", "is_complete",
+    "kind_of",
+]  # fmt: skip
 
 # How long a read may reuse the last check of which entries are visible (seconds): reads are
 # what a busy leaderboard serves most, and the check is a database query. Changes made by
@@ -36,6 +39,19 @@ REFERENCE_BASELINES = {"Clustering": "clustering", "Retrieval": "retrieval"}
 
 # Published figures (tables, JSON, status, report) carry this many decimals.
 DIGITS = 4
+
+
+def kind_of(row: Submission) -> str:
+    """The entry's kind (`views.KINDS`): a baseline-flagged entry whose method names a
+    recognition baseline (`REFERENCE_BASELINES`: Clustering, Retrieval) is a recognition
+    baseline; any other baseline-flagged entry (the other seeded methods, Oracle NN, or one
+    a maintainer marked) is a reference; the rest are submissions."""
+    if not row.baseline:
+        return views.SUBMISSION
+    method = row.method.lower()
+    if any(needle in method for needle in REFERENCE_BASELINES.values()):
+        return views.RECOGNITION
+    return views.REFERENCE
 
 
 def is_complete(row: Submission) -> bool:
@@ -164,7 +180,7 @@ class RankingMixin(ServiceState):
             self._analysis_lock.release()
 
     def _compute_analysis(self, rows: list[Submission]) -> dict[str, Any]:
-        from leaderboard.analysis import bootstrap_tiers, compare_to_baseline
+        from leaderboard.analysis import bootstrap_tiers, compare_to_baseline, short_verdict
 
         names = self._names(rows)
         scores = self.item_scores([r.id for r in rows])
@@ -221,6 +237,8 @@ class RankingMixin(ServiceState):
                 ci_high=tiers[r.id].high if r.id in tiers else None,
                 verdicts={k: v.verdict for k, v in verdicts[r.id].items()},
                 per_class=class_means[r.id],
+                verdicts_short={k: short_verdict(v) for k, v in verdicts[r.id].items()},
+                kind=kind_of(r),
             )  # fmt: skip
             for r in rows
         ]

@@ -6,18 +6,19 @@ Built on `leaderboard.ranking` (the cached entries); nothing returned holds a se
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from leaderboard import views
 from leaderboard.db import ClassResult, Status, Submission
 from leaderboard.errors import ServiceError
-from leaderboard.ranking import DIGITS, RankingMixin, is_complete
+from leaderboard.ranking import DIGITS, REFERENCE_BASELINES, RankingMixin, is_complete
 
-__all__ = ["ReadsMixin", "summary_row"]
+__all__ = ["ReadsMixin", "summary_row", "name_as_submitted"]
 
 
 class ReadsMixin(RankingMixin):
@@ -80,10 +81,16 @@ class ReadsMixin(RankingMixin):
                 out["entry"] = row.id
         return out
 
-    def submissions_of(self, submitter: str, key: str | None = None) -> pd.DataFrame:
+    def submissions_of(
+        self, submitter: str, key: str | None = None, uploads: dict[str, str] | None = None
+    ) -> pd.DataFrame:
         """The submitter's non-deleted submissions (names compared in their normal form,
-        `identity.name_key`), newest first, with their public ids. Empty for a name that
-        is not valid, and, where keys are required, without the name's key."""
+        `identity.name_key`), newest first, with their public ids: progress (the place in
+        the queue, items done of total), the score and a link to the leaderboard row of a
+        finished one, the reason of a failed one with what to do. `uploads`: public id ->
+        the archive's file name as submitted (this browser session's), shown instead of the
+        stored archive's name. Empty for a name that is not valid, and, where keys are
+        required, without the name's key."""
         from leaderboard.admission import Submitter
         from leaderboard.keys import check_key
 
@@ -99,7 +106,34 @@ class ReadsMixin(RankingMixin):
                 .where(Submission.submitter_key == who.key, Submission.deleted.is_(False))
                 .order_by(Submission.id.desc())
             ).all()
-        return views.submissions_frame([summary_row(r, clean=self.public_message) for r in rows])
+        positions = {}
+        if any(r.status in (Status.QUEUED, Status.SCORING) for r in rows):
+            positions = {row["ID"]: row["Position"] for row in self._queue_ids()}
+        listed = {e.id for e in self.entries()}
+        uploads = uploads or {}
+        return views.submissions_frame(
+            [
+                summary_row(
+                    r, clean=self.public_message, position=positions.get(r.id),
+                    listed=r.id in listed, upload_name=uploads.get(r.public_id or ""),
+                )  # fmt: skip
+                for r in rows
+            ]
+        )
+
+    def _queue_ids(self) -> list[dict[str, int]]:
+        """{"ID": internal id, "Position": place} of the scoring queue (`queue_rows`)."""
+        with self.factory() as session:
+            rows = session.execute(
+                select(Submission.id, Submission.status)
+                .where(
+                    Submission.status.in_([Status.SCORING, Status.QUEUED]),
+                    Submission.deleted.is_(False),
+                )
+                .order_by(Submission.id)
+            ).all()
+        ordered = sorted(rows, key=lambda r: (r[1] != Status.SCORING, r[0]))
+        return [{"ID": r[0], "Position": k} for k, r in enumerate(ordered, start=1)]
 
     def describe(self) -> str:
         """One line naming the benchmark and the protocol the table is scored with."""
@@ -132,6 +166,87 @@ class ReadsMixin(RankingMixin):
         if columns is not None and per_class:
             columns = list(columns) + [c for c in frame.columns if views.is_class_column(c)]
         return views.filter_frame(frame, search, representations, show_baselines, columns, sort_by)
+
+    def display_table(
+        self,
+        search: str = "",
+        representations: Iterable[str] | None = None,
+        show_baselines: bool = True,
+        columns: Iterable[str] | None = None,
+        sort_by: str | None = None,
+    ) -> pd.DataFrame:
+        """The table people read (`views.display_frame`): the rows of `table` with these
+        filters and sort, figures as text with 3 decimals, verdict and kind columns;
+        `columns` from `display_columns()` (default: all)."""
+        analysis = self._analysis()
+        order = self.table(search, representations, show_baselines, sort_by=sort_by)["ID"]
+        by_id = {e.id: e for e in analysis["entries"]}
+        return views.display_frame(
+            [by_id[int(i)] for i in order], self.headline_key, analysis["refs"], columns
+        )
+
+    def display_columns(self) -> list[str]:
+        """Every column of `display_table`, the verdict columns of both recognition
+        baselines included (a verdict column whose baseline is not scored yet holds "–")."""
+        return views.display_columns(self.headline_key, list(REFERENCE_BASELINES))
+
+    def memo(self, key: Any, build: Callable[[], Any]) -> Any:
+        """`build()`, computed once per change of the visible entries and kept under `key`
+        (figures and HTML of the Leaderboard tab, so page loads do not redraw them)."""
+        store = self._analysis().setdefault("memo", {})
+        if key not in store:
+            store[key] = build()
+        return store[key]
+
+    def queue_rows(self) -> list[dict[str, object]]:
+        """The scoring queue, in the order the worker takes it: jobs being scored first
+        (position 1, ...), then queued jobs, oldest first; items done of total. A hidden
+        job keeps its place without its name."""
+        with self.factory() as session:
+            rows = session.scalars(
+                select(Submission)
+                .where(
+                    Submission.status.in_([Status.SCORING, Status.QUEUED]),
+                    Submission.deleted.is_(False),
+                )
+                .order_by(Submission.id)
+            ).all()
+        ordered = sorted(rows, key=lambda r: (r.status != Status.SCORING, r.id))
+        return [
+            {
+                "Position": k,
+                "Method": "(hidden by a maintainer)" if r.hidden else r.method,
+                "Status": "being scored" if r.status == Status.SCORING else "waiting",
+                "Items": _items(r),
+                "Submitted": r.created_at.strftime("%Y-%m-%d %H:%M"),
+            }
+            for k, r in enumerate(ordered, start=1)
+        ]
+
+    def finished_count(self) -> int:
+        """How many submissions have finished (done or failed) so far: a cheap count that
+        changes whenever a job leaves the scoring queue."""
+        with self.factory() as session:
+            return int(
+                session.scalar(
+                    select(func.count(Submission.id)).where(
+                        Submission.status.in_([Status.DONE, Status.FAILED])
+                    )
+                )
+                or 0
+            )
+
+    def benchmark_classes(self) -> list[str] | None:
+        """The class names of the benchmark (all of them, whether or not an entry has a
+        score for each); None while there is no benchmark."""
+        try:
+            return list(self.benchmark.class_names)
+        except (ServiceError, OSError, ValueError, KeyError):
+            return None
+
+    def queue_table(self) -> pd.DataFrame:
+        """`queue_rows` as a table (`views.queue_frame`); empty when nothing is scored."""
+        return views.queue_frame(self.queue_rows())
 
     def records(self) -> list[dict[str, Any]]:
         """The default table as JSON records (the `/leaderboard` API), built once per change."""
@@ -217,30 +332,73 @@ def _significant(p: float | None) -> float | None:
     return float(f"{p:.4g}")
 
 
+_STORED_NAME = re.compile(r"\b[0-9a-f]{64}(\.[A-Za-z0-9.]+)?")
+_WHAT_TO_DO = (
+    " What to do: fix what this names and submit again (failed submissions do not count "
+    "towards the daily limit)."
+)
+
+
+def name_as_submitted(text: str, upload_name: str | None = None) -> str:
+    """`text` with the stored archive's name (its SHA-256 and extension, which the server
+    names it by) replaced by `upload_name`, the name it was submitted as (default: "the
+    archive")."""
+    return _STORED_NAME.sub(upload_name or "the archive", text)
+
+
+def _items(row: Submission) -> str:
+    """Items done of total while scoring ("12 of 52 items"); "" before the total is known."""
+    if not row.progress_total:
+        return ""
+    done = row.progress_total if row.status == Status.DONE else row.progress_done
+    return f"{done} of {row.progress_total} items"
+
+
 def summary_row(
-    row: Submission, admin: bool = False, clean: Callable[[str], str] = str
+    row: Submission,
+    admin: bool = False,
+    clean: Callable[[str], str] = str,
+    position: int | None = None,
+    listed: bool = False,
+    upload_name: str | None = None,
 ) -> dict[str, object]:
     """One row of `views.submissions_frame`: the public id; for maintainers (`admin`) the
     internal id, the public id and the submitter's name. `clean` is applied to the reason
-    (e.g. `public_message`)."""
+    (e.g. `public_message`), where the stored archive's name (its SHA-256) becomes
+    `upload_name` (the name as submitted) or "the archive". For a submitter: `position` in
+    the scoring queue, and whether the entry is `listed` on the leaderboard (its score and
+    a link to its row, `?entry=<id>`)."""
     flags = [f for f in ("baseline", "verified", "hidden", "deleted") if getattr(row, f)]
     if row.status == Status.SCORING and row.progress_total:
-        progress = f"{row.progress_done}/{row.progress_total}"
+        progress = _items(row) + (f" (queue position {position})" if position else "")
+    elif row.status == Status.QUEUED:
+        progress = f"waiting: position {position} in the queue" if position else "waiting"
     elif row.status == Status.DONE:
-        progress = f"{row.progress_total}/{row.progress_total}"
+        progress = _items(row)
     else:
         progress = ""
     reason = row.reason
     if row.details:
         reason += " | " + "; ".join(row.details[:5])
-    method = f"{row.method} ({row.submitter})" if admin else row.method
-    return {
+    reason = name_as_submitted(clean(reason), upload_name)
+    if row.status == Status.FAILED and reason and not admin:
+        reason += _WHAT_TO_DO
+    method = row.method
+    if method == "(unnamed)":
+        method = upload_name or f"(no method name; {row.archive_ext} archive)"
+    if admin:
+        method = f"{method} ({row.submitter})"
+    out: dict[str, object] = {
         "ID": row.id if admin else row.public_id,
         **({"Public ID": row.public_id} if admin else {}),
         "Method": method,
         "Status": row.status,
         "Progress": progress,
-        "Reason": clean(reason),
+        "Reason": reason,
         "Submitted": row.created_at.strftime("%Y-%m-%d %H:%M"),
         "Flags": ", ".join(flags),
     }
+    if not admin:
+        out["Score"] = views.fmt(row.score_headline) if listed else "–"
+        out["Leaderboard"] = f"[row #{row.id}](?entry={row.id})" if listed else ""
+    return out

@@ -32,14 +32,14 @@ import functools
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from leaderboard import views
 from leaderboard.exports import ExportFolder
-from leaderboard.figures import ecdf_figure, per_class_figure
+from leaderboard.reads import name_as_submitted
 from leaderboard.service import (
     ADMIN_ACTIONS,
     AuthError,
@@ -49,10 +49,11 @@ from leaderboard.service import (
 )
 from svr.limits import discard_upload
 
-__all__ = ["add_leaderboard_tabs"]
+__all__ = ["add_leaderboard_tabs", "maintainers_configured"]
 
 logger = logging.getLogger(__name__)
 
+_SESSIONS_KEPT = 10_000  # browser sessions whose upload names "My submissions" remembers
 _ARCHIVE_TYPES = [".zip", ".tar", ".gz", ".tgz", ".npz"]
 _SUBMIT_HELP = """
 Upload one archive (`.zip`, `.tar`, `.tar.gz`/`.tgz` or `.npz`) with one prediction per test
@@ -138,194 +139,51 @@ def _client(request: gr.Request | None, on_space: bool) -> str | None:
     return getattr(client, "host", None) or None
 
 
-def _datatypes(frame: pd.DataFrame) -> list[str]:
-    types = []
-    for column in frame.columns:
-        if column in ("Paper", "Code"):
-            types.append("markdown")
-        elif pd.api.types.is_numeric_dtype(frame[column]):
-            types.append("number")
-        else:
-            types.append("str")
-    return types
-
-
 # ----------------------------------------------------------------------------- tabs
 
 
 def add_leaderboard_tabs(service: LeaderboardService, exports: ExportFolder | None = None) -> None:
-    """Create the Leaderboard, Submit and Maintainers tabs inside an open `gr.Tabs()`;
-    `exports`: where CSV/JSON exports are written for a moment (default: a folder in the
-    system temp folder)."""
-    _leaderboard_tab(service, exports or ExportFolder())
+    """Create the Leaderboard, Submit and (where a maintainer is configured,
+    `maintainers_configured`) Maintainers tabs inside an open `gr.Tabs()`; `exports`: where
+    CSV/JSON exports are written for a moment (default: a folder in the system temp
+    folder)."""
+    from leaderboard.ui_board import leaderboard_tab
+
+    leaderboard_tab(service, exports or ExportFolder(), _guard(service), _authorizer(service),
+                    maintainers_configured(service), _on_load, split_note)  # fmt: skip
     _submit_tab(service)
-    _maintainers_tab(service)
+    if maintainers_configured(service):
+        _maintainers_tab(service)
 
 
-def _leaderboard_tab(service: LeaderboardService, exports: ExportFolder) -> None:
-    guard = _guard(service)
+def maintainers_configured(service: LeaderboardService) -> bool:
+    """Whether anyone can sign in as a maintainer: a token (SVR_ADMIN_TOKEN), or on a Space
+    with Hugging Face login an allow-list (SVR_ADMINS)."""
+    settings = service.settings
+    oauth = use_oauth(settings.on_space, settings.oauth_configured)
+    return bool(settings.admin_token) or (oauth and bool(settings.admins))
+
+
+def _authorizer(service: LeaderboardService) -> Callable[..., str | None]:
+    """(token, profile, request) -> the maintainer's name; None when neither a token nor
+    (with Hugging Face login) a profile is given; AuthError when they are refused."""
     oauth = use_oauth(service.settings.on_space, service.settings.oauth_configured)
-    label = service.headline_label
-    base_columns = views.BASE_COLUMNS(service.headline_key)
-    default_columns = [c for c in base_columns if c not in ("Authors", "Training data", "ID")]
 
-    def table(search: str, reps: list[str], baselines: bool, per_class: bool,
-              columns: list[str], sort_by: str) -> Any:  # fmt: skip
-        frame = service.table(
-            search=search, representations=reps or None, show_baselines=baselines,
-            per_class=per_class, columns=columns or None, sort_by=sort_by or None,
-            markdown_links=True,
-        )  # fmt: skip
-        return gr.Dataframe(value=frame, datatype=_datatypes(frame))
+    def authorize(token: str, profile: Any, request: gr.Request | None) -> str | None:
+        if not token and not (oauth and profile is not None):
+            return None
+        client = _client(request, service.settings.on_space)
+        return service.authorize(token=token or None, profile=profile if oauth else None,
+                                 client=client)  # fmt: skip
 
-    def api_table() -> list[dict[str, Any]]:
-        return service.records()
+    return authorize
 
-    def export(kind: str, search: str, reps: list[str], baselines: bool, per_class: bool,
-               request: gr.Request | None) -> str:  # fmt: skip
-        frame = service.table(search=search, representations=reps or None,
-                              show_baselines=baselines, per_class=per_class)  # fmt: skip
-        session = getattr(request, "session_hash", None)
-        return str(exports.write(frame, kind, session))
 
-    @guard
-    def export_csv(search: str, reps: list[str], baselines: bool, per_class: bool,
-                   request: gr.Request = None) -> str:  # type: ignore[assignment]  # fmt: skip
-        return export("csv", search, reps, baselines, per_class, request)
-
-    @guard
-    def export_json(search: str, reps: list[str], baselines: bool, per_class: bool,
-                    request: gr.Request = None) -> str:  # type: ignore[assignment]  # fmt: skip
-        return export("json", search, reps, baselines, per_class, request)
-
-    @guard
-    def analysis(ids: list[int]) -> tuple[Any, Any, Any, pd.DataFrame]:
-        entries = service.entries()
-        chosen = ids or [e.id for e in entries]
-        frame = service.per_class_table(chosen)
-        baselines = {e.name for e in entries if e.baseline}
-        dist = service.distributions(chosen)
-        return (
-            frame,
-            per_class_figure(frame, label),
-            ecdf_figure(dist, baselines, label),
-            service.recognition_table(),
-        )
-
-    @guard
-    def compare(a: int | None, b: int | None, token: str = "",
-                profile: gr.OAuthProfile | None = None,
-                request: gr.Request = None,  # type: ignore[assignment]
-                ) -> tuple[pd.DataFrame, pd.DataFrame, list[Any]]:  # fmt: skip
-        if a is None or b is None:
-            raise gr.Error("choose two entries")
-        actor = None  # item-level differences are for maintainers only
-        if token or (oauth and profile is not None):
-            client = _client(request, service.settings.on_space)
-            actor = service.authorize(token=token or None, profile=profile, client=client)
-        result = service.compare(int(a), int(b), actor=actor)
-        gallery = [
-            (service.view_image(item), f"{item}: {diff:+.3f}")
-            for item, diff in zip(
-                result.items["Item"], result.items["Difference (A - B)"], strict=True
-            )
-        ]
-        return result.per_class, result.items, gallery
-
-    def choices() -> tuple[Any, Any, Any]:
-        options = service.entry_choices()
-        return (
-            gr.Dropdown(choices=options),
-            gr.Dropdown(choices=options),
-            gr.Dropdown(choices=options),
-        )
-
-    with gr.Tab("Leaderboard"):
-        split = gr.Markdown(split_note(service))
-        gr.Markdown(
-            f"Entries are ranked in **tiers**: an entry whose 95% bootstrap interval (resampling "
-            f"test shapes) of the headline {label} overlaps the leader's shares its tier. "
-            f'↑ higher is better, ↓ lower is better. "vs Clustering / Retrieval": is the entry '
-            f"distinguishable from a recognition baseline on per-item {label} (Wilcoxon "
-            f"signed-rank on the same items; KS in the analysis table)?"
-        )
-        about = gr.Markdown()
-        with gr.Row():
-            search = gr.Textbox(label="Search method, authors, training data", scale=2)
-            reps = gr.CheckboxGroup(["voxels", "mesh", "points"], label="Representation")
-            baselines = gr.Checkbox(True, label="Show baselines")
-            per_class = gr.Checkbox(False, label="Per-class columns")
-        with gr.Row():
-            columns = gr.CheckboxGroup(base_columns, value=default_columns, label="Columns")
-            sort_by = gr.Dropdown(
-                [""] + [c for c in base_columns if c.endswith(("↑", "↓"))], value="",
-                label="Sort by (default: tier)",
-            )  # fmt: skip
-        board = gr.Dataframe(label="Leaderboard", interactive=False, wrap=True)
-        with gr.Row():
-            refresh = gr.Button("Refresh")
-            csv_btn = gr.Button("Export CSV")
-            json_btn = gr.Button("Export JSON")
-            api_btn = gr.Button("api", visible=False)
-        download = gr.File(label="Download", interactive=False)
-        records = gr.JSON(visible=False)
-        filters = [search, reps, baselines, per_class, columns, sort_by]
-        for trigger in (refresh.click, search.submit, reps.change, baselines.change,
-                        per_class.change, columns.change, sort_by.change):  # fmt: skip
-            trigger(table, filters, board, api_visibility="private", concurrency_limit=None)
-        # Off the queue: a read is cheap, and a direct POST /gradio_api/run/leaderboard answers
-        # in one round trip (gradio_client works either way).
-        api_btn.click(api_table, None, records, api_name="leaderboard", queue=False)
-        csv_btn.click(export_csv, filters[:4], download, api_visibility="private")
-        json_btn.click(export_json, filters[:4], download, api_visibility="private")
-
-        with gr.Accordion(
-            "Per-class results, distributions, recognition or reconstruction?", open=False
-        ):
-            pick = gr.Dropdown([], multiselect=True, label="Entries (empty: all)")
-            show = gr.Button("Show")
-            class_table = gr.Dataframe(label=f"{label} per class", interactive=False)
-            class_plot = gr.Plot(label=f"{label} per class")
-            ecdf_plot = gr.Plot(label=f"Distribution of per-item {label} (baselines dashed)")
-            recognition = gr.Dataframe(
-                label="Tests against the recognition baselines", interactive=False
-            )
-            show.click(analysis, pick, [class_table, class_plot, ecdf_plot, recognition],
-                       api_visibility="private")  # fmt: skip
-
-        with gr.Accordion("Compare two entries", open=False):
-            with gr.Row():
-                entry_a = gr.Dropdown([], label="Entry A")
-                entry_b = gr.Dropdown([], label="Entry B")
-            compare_token = gr.Textbox(
-                label="Maintainer token (optional: the items where they disagree most; "
-                "per-item scores are not public)", type="password",
-            )  # fmt: skip
-            compare_btn = gr.Button("Compare")
-            diff_table = gr.Dataframe(label="Per-class difference", interactive=False)
-            items_table = gr.Dataframe(label="Items where they disagree most (maintainers)",
-                                       interactive=False)  # fmt: skip
-            gallery = gr.Gallery(label="Input views of those items", columns=4, height="auto")
-            compare_btn.click(compare, [entry_a, entry_b, compare_token],
-                              [diff_table, items_table, gallery],
-                              api_visibility="private")  # fmt: skip
-        refresh.click(choices, None, [pick, entry_a, entry_b], api_visibility="private")
-
-    # Fill the table and the dropdowns when the page loads.
-    def initial_table() -> Any:
-        return table("", [], True, False, default_columns, "")
-
-    _on_load(initial_table, [board])
-    _on_load(service.describe, [about])
-    _on_load(lambda: split_note(service), [split])
-    _on_load(choices, [pick, entry_a, entry_b])
-
-    def drop_exports(request: gr.Request) -> None:
-        exports.drop(getattr(request, "session_hash", None))
-
-    blocks = gr.context.Context.root_block
-    if blocks is not None:
-        blocks.unload(drop_exports)
+def _rows(frame: Any) -> bool:
+    """Whether a Dataframe's value (a DataFrame, or its serialised dict) has rows."""
+    if isinstance(frame, pd.DataFrame):
+        return not frame.empty
+    return bool(frame.get("data")) if isinstance(frame, dict) else False
 
 
 def split_note(service: LeaderboardService) -> str:
@@ -370,6 +228,21 @@ def _submit_tab(service: LeaderboardService) -> None:
             return profile.username
         return (name or "").strip()
 
+    uploads: dict[str, dict[str, str]] = {}  # browser session -> public id -> upload name
+
+    def remember(request: gr.Request | None, public_id: str | None, archive: str) -> str:
+        """Keep the archive's name as submitted for this session's "My submissions"."""
+        upload_name = Path(archive).name
+        session = getattr(request, "session_hash", None)
+        if session and public_id:
+            if session not in uploads and len(uploads) >= _SESSIONS_KEPT:
+                uploads.pop(next(iter(uploads)))  # the oldest session
+            uploads.setdefault(session, {})[public_id] = upload_name
+        return upload_name
+
+    def names_of(request: gr.Request | None) -> dict[str, str]:
+        return uploads.get(getattr(request, "session_hash", None) or "", {})
+
     @guard
     def submit(archive: str | None, metadata_json: str, name: str, key: str | None = None,
                profile: gr.OAuthProfile | None = None,
@@ -386,6 +259,10 @@ def _submit_tab(service: LeaderboardService) -> None:
             client = _client(request, settings.on_space)
             sid = service.submit(archive, metadata, who(name, profile), key=key, client=client)
             return service.public_id(sid)
+        except SubmissionRejected as exc:
+            upload_name = remember(request, exc.public_id, archive)
+            message = service.public_message(str(exc))
+            raise gr.Error(name_as_submitted(message, upload_name), duration=None) from None
         finally:
             discard_upload(archive, settings.uploads_dir)  # stored or refused: not needed
 
@@ -406,28 +283,48 @@ def _submit_tab(service: LeaderboardService) -> None:
         try:
             client = _client(request, settings.on_space)
             sid = service.submit(archive, metadata, submitter, key=key, client=client)
+            public = service.public_id(sid)
+            remember(request, public, archive)
             message = (
-                f"Submission {service.public_id(sid)} accepted and queued for scoring "
-                "(keep this id: `/submission_status` answers with it)."
+                f"Submission {public} accepted and queued for scoring (keep this id: "
+                "`/submission_status` answers with it). Its place in the queue and its "
+                "progress show in My submissions below and on the Leaderboard tab."
             )
         except SubmissionRejected as exc:
+            upload_name = remember(request, exc.public_id, archive)
             details = "\n".join(f"- {d}" for d in exc.details[:30])
             message = service.public_message(f"**{exc.reason}**\n\n{details}")
+            message = name_as_submitted(message, upload_name) + (
+                "\n\nFix what this names and submit again: failed submissions do not count "
+                "towards the daily limit."
+            )
         finally:
             discard_upload(archive, settings.uploads_dir)  # stored or refused: not needed
-        return message, service.submissions_of(submitter, key)
+        return message, service.submissions_of(submitter, key, names_of(request))
 
     @guard
     def status(submission_id: str) -> dict[str, Any]:
         return service.status(str(submission_id or "").strip())
 
     @guard
-    def mine(name: str, key: str = "", profile: gr.OAuthProfile | None = None) -> pd.DataFrame:
+    def mine(name: str, key: str = "", profile: gr.OAuthProfile | None = None,
+             request: gr.Request = None) -> pd.DataFrame:  # type: ignore[assignment]  # fmt: skip
         try:
             submitter = who(name, profile)
         except gr.Error:
             return service.submissions_of("")
-        return service.submissions_of(submitter, key)
+        return service.submissions_of(submitter, key, names_of(request))
+
+    def mine_note(frame: Any, name: str) -> tuple[Any, str]:
+        if _rows(frame):
+            return gr.Column(visible=True), ""
+        if on_space:
+            return gr.Column(visible=False), "Log in to see your submissions here."
+        if not (name or "").strip():
+            return gr.Column(visible=False), (
+                "Type your submitter name above to see your submissions here."
+            )
+        return gr.Column(visible=False), "No submissions under this name yet."
 
     with gr.Tab("Submit"):
         mode = gr.Markdown(split_note(service))
@@ -462,9 +359,14 @@ def _submit_tab(service: LeaderboardService) -> None:
             contact = gr.Textbox(label="Contact (not shown publicly)")
         go = gr.Button("Submit", variant="primary")
         result = gr.Markdown()
-        my_table = gr.Dataframe(
-            label="My submissions (status, progress, reasons)", interactive=False
-        )
+        gr.Markdown("### My submissions")
+        my_note = gr.Markdown("Type your submitter name above to see your submissions here.")
+        with gr.Column(visible=False) as my_box:
+            my_table = gr.Dataframe(
+                label="My submissions: status, place in the queue, items scored, score, reasons",
+                interactive=False, wrap=True,
+                datatype=["str"] * 5 + ["markdown"] + ["str"] * 3,
+            )  # fmt: skip
         refresh = gr.Button("Refresh my submissions")
         timer = gr.Timer(5.0)
         go.click(
@@ -478,6 +380,8 @@ def _submit_tab(service: LeaderboardService) -> None:
                       concurrency_limit=None)  # fmt: skip
         timer.tick(mine, [name, key], my_table, api_visibility="private", show_progress="hidden",
                    concurrency_limit=None)  # fmt: skip
+        my_table.change(mine_note, [my_table, name], [my_box, my_note],
+                        api_visibility="private", show_progress="hidden")  # fmt: skip
 
         # Programmatic endpoints (gradio_client).
         api_meta = gr.Textbox(visible=False)
@@ -502,15 +406,22 @@ def _maintainers_tab(service: LeaderboardService) -> None:
     @guard
     def apply(token: str, ids: str, action: str, profile: gr.OAuthProfile | None = None,
               request: gr.Request = None,  # type: ignore[assignment]
-              ) -> tuple[str, pd.DataFrame]:  # fmt: skip
-        actor = actor_of(token, profile, request)
+              ) -> tuple[str, Any]:  # fmt: skip
+        """A refusal or a bad input is a sentence; the table is left as it was."""
+        try:
+            actor = actor_of(token, profile, request)
+        except AuthError as exc:
+            return f"**Refused.** {service.public_message(str(exc))}", gr.skip()
         try:
             numbers = [int(x) for x in ids.replace(",", " ").split()]
         except ValueError:
-            raise gr.Error("submission ids: numbers separated by commas or spaces") from None
+            return "Submission ids: numbers separated by commas or spaces.", gr.skip()
         if not numbers:
-            raise gr.Error("enter at least one submission id")
-        lines = service.admin_action(action, numbers, actor)
+            return "Enter at least one submission id (the ID column of the table).", gr.skip()
+        try:
+            lines = service.admin_action(action, numbers, actor)
+        except ServiceError as exc:
+            return f"**Not done.** {service.public_message(exc.reason)}", gr.skip()
         return "\n".join(f"- {line}" for line in lines), service.admin_table(actor)
 
     @guard
@@ -534,6 +445,12 @@ def _maintainers_tab(service: LeaderboardService) -> None:
             go = gr.Button("Apply", variant="stop")
             list_btn = gr.Button("Show all submissions")
         result = gr.Markdown()
-        everything = gr.Dataframe(label="All submissions", interactive=False)
-        go.click(apply, [token, ids, action], [result, everything], api_visibility="private")
-        list_btn.click(show_all, token, everything, api_visibility="private")
+        with gr.Column(visible=False) as box:
+            everything = gr.Dataframe(label="All submissions", interactive=False, wrap=True)
+        # A refusal is a message (toast or sentence), never "Error" over the table.
+        go.click(apply, [token, ids, action], [result, everything], api_visibility="private",
+                 show_progress="hidden")  # fmt: skip
+        list_btn.click(show_all, token, everything, api_visibility="private",
+                       show_progress="hidden")  # fmt: skip
+        everything.change(lambda f: gr.Column(visible=_rows(f)), everything, box,
+                          api_visibility="private", show_progress="hidden")  # fmt: skip

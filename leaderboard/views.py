@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,10 +28,32 @@ __all__ = [
     "BASE_COLUMNS",
     "UP",
     "DOWN",
+    "KINDS",
+    "RECOGNITION",
+    "REFERENCE",
+    "SUBMISSION",
+    "DISPLAY_DIGITS",
+    "display_columns",
+    "default_display_columns",
+    "display_frame",
+    "format_frame",
+    "fmt",
+    "per_class_heatmap",
+    "queue_frame",
 ]
 
 UP = "↑"
 DOWN = "↓"
+
+# Kinds of entries, as the Kind column names them: the recognition baselines every entry is
+# tested against (dashed in plots), the other seeded or maintainer-marked references such as
+# Oracle NN (dotted), and submissions (solid).
+RECOGNITION = "baseline"
+REFERENCE = "reference"
+SUBMISSION = "submission"
+KINDS = (RECOGNITION, REFERENCE, SUBMISSION)
+# Figures in the tables people read carry this many decimals (JSON and CSV carry more).
+DISPLAY_DIGITS = 3
 
 
 def headline_label(headline_key: str) -> str:
@@ -46,7 +69,9 @@ class Entry:
     Scores are means of class means over the test split (F-score and IoU in [0, 1], Chamfer-L1
     in unit-cube units); coverage is the fraction of test items predicted and non-empty.
     tier / ci_low / ci_high: bootstrap tier and 95% interval of the headline score.
-    verdicts: baseline name -> verdict text. per_class: class -> headline mean.
+    verdicts: baseline name -> verdict text; verdicts_short: the same, short ("better,
+    p < 0.001") for the table's cells. per_class: class -> headline mean. kind: one of
+    `KINDS` ("" : from `baseline`).
     """
 
     id: int
@@ -69,6 +94,13 @@ class Entry:
     ci_high: float | None = None
     verdicts: dict[str, str] = field(default_factory=dict)
     per_class: dict[str, float | None] = field(default_factory=dict)
+    verdicts_short: dict[str, str] = field(default_factory=dict)
+    kind: str = ""
+
+    @property
+    def kind_label(self) -> str:
+        """The entry's kind (`KINDS`)."""
+        return self.kind or (REFERENCE if self.baseline else SUBMISSION)
 
 
 def class_column(class_name: str, label: str) -> str:
@@ -100,7 +132,8 @@ def leaderboard_frame(
     """One row per entry, best tier first, then by headline score.
 
     Columns: Tier, Method, <headline> ↑, 95% CI, IoU ↑, Chamfer-L1 ↓, Coverage ↑, one
-    "vs <baseline>" verdict column per compared baseline, Representation, Baseline, Verified,
+    "vs <baseline>" verdict column per compared baseline, Representation, Baseline, Kind,
+    Verified,
     Date, Paper, Code, Authors, Training data, ID; with `per_class`, one "<class>: <headline> ↑"
     column per class.
     """
@@ -126,6 +159,7 @@ def leaderboard_frame(
             {
                 "Representation": e.representation,
                 "Baseline": "baseline" if e.baseline else "",
+                "Kind": e.kind_label,
                 "Verified": "verified" if e.verified else "",
                 "Date": e.date.strftime("%Y-%m-%d") if e.date else "",
                 "Paper": _link(e.paper_url, "paper", markdown_links),
@@ -153,7 +187,7 @@ def BASE_COLUMNS(headline_key: str = "fscore@0.01") -> list[str]:  # noqa: N802
     label = headline_label(headline_key)
     return [
         "Tier", "Method", f"{label} {UP}", f"{label} 95% CI", f"IoU {UP}",
-        f"Chamfer-L1 {DOWN}", f"Coverage {UP}", "Representation", "Baseline", "Verified",
+        f"Chamfer-L1 {DOWN}", f"Coverage {UP}", "Representation", "Baseline", "Kind", "Verified",
         "Date", "Paper", "Code", "Authors", "Training data", "ID",
     ]  # fmt: skip
 
@@ -222,8 +256,175 @@ def per_class_frame(means: dict[str, dict[str, float | None]]) -> pd.DataFrame:
 
 def submissions_frame(rows: Sequence[dict[str, object]], admin: bool = False) -> pd.DataFrame:
     """A submitter's (or, with `admin`, a maintainer's) list of submissions, in the order
-    given (newest first); a maintainer's has the public id beside the internal one."""
+    given (newest first); a maintainer's has the public id beside the internal one, a
+    submitter's the score of a finished one and a Markdown link to its leaderboard row."""
     columns = ["ID", "Method", "Status", "Progress", "Reason", "Submitted", "Flags"]
     if admin:
         columns.insert(1, "Public ID")
+    else:
+        columns[4:4] = ["Score", "Leaderboard"]
+    return pd.DataFrame(list(rows), columns=columns).reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- display
+# What the Leaderboard tab shows: the same entries as `leaderboard_frame`, every figure as
+# text with `DISPLAY_DIGITS` decimals (so a column's decimals never vary by row), the headline
+# with its interval ("0.341 ± 0.015"), short verdicts and the entry's kind.
+
+
+def fmt(value: object, digits: int = DISPLAY_DIGITS) -> str:
+    """A number as text with `digits` decimals; None, NaN and non-numbers -> "–"."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if math.isnan(number) else f"{number:.{digits}f}"
+
+
+def _fmt_p(value: object) -> str:
+    """A p-value as text: "< 0.001" below 0.001, else 3 decimals; missing -> "–"."""
+    text = fmt(value)
+    if text != "–" and float(value) < 0.001:  # type: ignore[arg-type]
+        return "< 0.001"
+    return text
+
+
+def _headline_column(label: str) -> str:
+    return f"{label} {UP} ± 95% CI"
+
+
+def display_columns(headline_key: str, baselines: Sequence[str] = ()) -> list[str]:
+    """Every column `display_frame` can show, in order (`baselines`: the verdict columns)."""
+    label = headline_label(headline_key)
+    return [
+        "Tier", "Method", "Kind", _headline_column(label), f"IoU {UP}", f"Chamfer-L1 {DOWN}",
+        f"Coverage {UP}", *[f"vs {b}" for b in baselines], "Representation", "Verified",
+        "Date", "Links", "Authors", "Training data", "ID",
+    ]  # fmt: skip
+
+
+def default_display_columns(headline_key: str, baselines: Sequence[str] = ()) -> list[str]:
+    """The columns shown before anyone picks: the verdict columns included."""
+    hidden = {f"Coverage {UP}", "Date", "Authors", "Training data", "ID"}
+    return [c for c in display_columns(headline_key, baselines) if c not in hidden]
+
+
+def display_frame(
+    entries: Sequence[Entry],
+    headline_key: str = "fscore@0.01",
+    baselines: Sequence[str] = (),
+    columns: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """The rows of `entries` (in the order given) as text for the table people read.
+
+    The headline reads "0.341 ± 0.015": the mean of class means and half the width of its
+    95% bootstrap interval; other scores have `DISPLAY_DIGITS` decimals; "vs <baseline>"
+    holds the short verdict; Links holds Markdown links to the paper and the code. `columns`:
+    which of
+    `display_columns` to keep (Tier and Method always; default: all).
+    """
+    label = headline_label(headline_key)
+    rows = []
+    for e in entries:
+        headline = fmt(e.headline)
+        if headline != "–" and e.ci_low is not None and e.ci_high is not None:
+            headline += f" ± {fmt((e.ci_high - e.ci_low) / 2)}"
+        row: dict[str, object] = {
+            "Tier": "" if e.tier is None else str(e.tier),
+            "Method": e.name,
+            "Kind": e.kind_label,
+            _headline_column(label): headline,
+            f"IoU {UP}": fmt(e.iou),
+            f"Chamfer-L1 {DOWN}": fmt(e.chamfer_l1),
+            f"Coverage {UP}": fmt(e.coverage),
+        }
+        for name in baselines:
+            row[f"vs {name}"] = e.verdicts_short.get(name) or e.verdicts.get(name) or "–"
+        row.update(
+            {
+                "Representation": e.representation,
+                "Verified": "✓" if e.verified else "",
+                "Date": e.date.strftime("%Y-%m-%d") if e.date else "",
+                "Links": " · ".join(
+                    link for link in (_link(e.paper_url, "paper", True),
+                                      _link(e.code_url, "code", True)) if link
+                ),  # fmt: skip
+                "Authors": e.authors,
+                "Training data": e.training_data,
+                "ID": str(e.id),
+            }
+        )
+        rows.append(row)
+    every = display_columns(headline_key, baselines)
+    frame = pd.DataFrame(rows, columns=every)
+    if columns is not None:
+        wanted = set(columns) | {"Tier", "Method"}
+        frame = frame[[c for c in every if c in wanted]]
+    return frame.reset_index(drop=True)
+
+
+def format_frame(frame: pd.DataFrame, digits: int = DISPLAY_DIGITS) -> pd.DataFrame:
+    """A copy of an analysis table for display: float columns as text with `digits`
+    decimals (columns whose name ends in " p" as p-values: "< 0.001" or 3 decimals);
+    integer and text columns unchanged."""
+    out = frame.copy()
+    for column in out.columns:
+        series = out[column]
+        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_integer_dtype(series):
+            continue
+        numeric = pd.api.types.is_float_dtype(series) or (
+            series.dtype == object
+            and series.map(lambda v: v is None or isinstance(v, (int, float))).all()
+            and series.map(lambda v: isinstance(v, float)).any()
+        )
+        if not numeric:
+            continue
+        if str(column).endswith(" p"):
+            out[column] = series.map(_fmt_p)
+        else:
+            out[column] = series.map(lambda v: fmt(v, digits))
+    return out
+
+
+def per_class_heatmap(
+    entries: Sequence[Entry], label: str, classes: Sequence[str] | None = None
+) -> str:
+    """An HTML table: one row per entry (in the order given), one column per class (all of
+    them) and the mean of class means, each cell shaded by its value on [0, 1] (a pandas
+    Styler background gradient). Names are HTML-escaped. A sentence when there are none."""
+    if not entries:
+        return "<p>No scored entries yet: the per-class view appears with the first one.</p>"
+    names = classes or sorted({c for e in entries for c in e.per_class})
+    data = pd.DataFrame(
+        [[e.per_class.get(c) for c in names] + [e.headline] for e in entries],
+        index=[e.name for e in entries],
+        columns=[*names, "mean"],
+        dtype=float,
+    )
+    styler = (
+        data.style.background_gradient(cmap="YlGnBu", axis=None, vmin=0.0, vmax=1.0)
+        .format(lambda v: fmt(v), na_rep="–")
+        .format_index(escape="html", axis=0)
+        .format_index(escape="html", axis=1)
+        .set_table_attributes('class="svr-heatmap"')
+        .set_caption(f"{label} per class ({len(names)} classes; higher is better)")
+    )
+    return _HEATMAP_CSS + styler.to_html()
+
+
+_HEATMAP_CSS = """<style>
+.svr-heatmap { border-collapse: collapse; font-size: 0.85em; width: 100%; }
+.svr-heatmap caption { text-align: left; font-weight: 600; padding-bottom: 4px; }
+.svr-heatmap th, .svr-heatmap td { padding: 3px 5px; border: 1px solid #ddd; }
+.svr-heatmap td { text-align: right; font-variant-numeric: tabular-nums; }
+.svr-heatmap th.row_heading { text-align: left; white-space: nowrap; font-weight: 500; }
+.svr-heatmap th.col_heading { writing-mode: horizontal-tb; white-space: nowrap;
+  font-weight: 500; }
+</style>"""
+
+
+def queue_frame(rows: Sequence[dict[str, object]]) -> pd.DataFrame:
+    """The scoring queue: Position (1 = being scored), Method, Status, Items (done of
+    total) and Submitted, in the order given."""
+    columns = ["Position", "Method", "Status", "Items", "Submitted"]
     return pd.DataFrame(list(rows), columns=columns).reset_index(drop=True)

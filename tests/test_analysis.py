@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from leaderboard.analysis import bootstrap_tiers, compare_to_baseline, format_p
+from leaderboard.analysis import bootstrap_tiers, compare_to_baseline, format_p, short_verdict
 
 
 def _items(values: np.ndarray, prefix: str = "c/s") -> dict[str, float]:
@@ -31,6 +31,7 @@ def test_same_distribution_with_noise_is_indistinguishable() -> None:
     c = compare_to_baseline(_items(entry), _items(base), "Clustering")
     assert c.outcome == "indistinguishable from", c
     assert c.wilcoxon_p > 0.05 and c.ks_p > 0.05
+    assert short_verdict(c) == "n.s., " + c.verdict.split(", ", 1)[1].removesuffix(" (paired)")
 
 
 @pytest.mark.parametrize("shift, outcome", [(0.1, "better than"), (-0.1, "worse than")])
@@ -41,6 +42,7 @@ def test_shifted_scores_are_better_or_worse(shift: float, outcome: str) -> None:
     c = compare_to_baseline(_items(entry), _items(base), "Retrieval")
     assert c.outcome == outcome
     assert c.verdict == f"{outcome} Retrieval, p < 0.001 (paired)"
+    assert short_verdict(c) == f"{outcome.split()[0]}, p < 0.001"  # the table's cell
     assert c.ks_p < 0.001 and c.mean_diff == pytest.approx(shift, abs=0.01)
     # KS alone sees the same thing (the paired test is not the only evidence).
     assert c.ks_stat >= 0.2
@@ -53,6 +55,7 @@ def test_without_shared_items_the_verdict_uses_ks() -> None:
     c = compare_to_baseline(a, b, "Retrieval")
     assert c.n_paired == 0 and math.isnan(c.wilcoxon_p) and math.isnan(c.mean_diff)
     assert c.verdict == "better than Retrieval, p < 0.001 (KS)"
+    assert short_verdict(c) == "better, p < 0.001 (KS)"
 
 
 def test_none_values_are_left_out_and_empty_input_is_refused() -> None:

@@ -541,3 +541,122 @@ def test_the_status_panel_shows_steps_progress_and_then_ready(preparing_app):
     states = [panel.locator("li.svr-step").nth(i).get_attribute("data-state") for i in range(2)]
     assert states == ["done", "done"]
     assert not _TRACEBACK.search(_page_text(page))
+
+
+# ---- the Leaderboard tab reads at a glance ---------------------------------------------------
+#
+# The app's database is filled beforehand with every kind of entry (the seven seeded methods
+# under their seeded names and one submission, scored by the fake scorer of the leaderboard
+# tests on the tiny benchmark's 13 classes); then the real app serves it to Chromium.
+
+# A header word broken across two lines (its text has two client rectangles), or a header
+# whose text is wider than its cell (clipped).
+_BROKEN_WORDS_JS = """(root) => {
+  const broken = [];
+  for (const cell of root.querySelectorAll('th')) {
+    const label = cell.querySelector('.header-text, span') || cell;
+    if (label.scrollWidth > label.clientWidth + 1) broken.push('clipped: ' + cell.innerText);
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const re = /\\S+/g; let m;
+      while ((m = re.exec(node.textContent)) !== null) {
+        const range = document.createRange();
+        range.setStart(node, m.index); range.setEnd(node, m.index + m[0].length);
+        const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+        if (lines.size > 1) broken.push(m[0]);
+      }
+    }
+  }
+  return broken;
+}"""
+
+
+# The body cells of a gr.Dataframe (gradio 6: elements "cell-<row>-<column>"), row by row.
+_CELLS_JS = """(root) => {
+  const rows = [];
+  for (const cell of root.querySelectorAll('[data-testid^="cell-"]')) {
+    const m = cell.dataset.testid.match(/^cell-(\\d+)-(\\d+)$/);
+    if (!m) continue;
+    (rows[+m[1]] = rows[+m[1]] || [])[+m[2]] = cell.innerText.trim();
+  }
+  return rows.filter(Boolean);
+}"""
+
+
+@pytest.fixture(scope="module")
+def board_page(tmp_path_factory, tiny_benchmark, browser):
+    from board_helpers import populate
+    from leaderboard_fakes import fake_open, fake_score
+
+    import app
+    from leaderboard.service import LeaderboardService
+    from leaderboard.settings import LeaderboardSettings
+
+    root = tmp_path_factory.mktemp("board_app")
+    ids = [i.item_id for i in Benchmark(tiny_benchmark).items("test")]
+    service = LeaderboardService(LeaderboardSettings(home=root / "home"), tiny_benchmark,
+                                 score_fn=fake_score, open_fn=fake_open)  # fmt: skip
+    try:
+        populate(service, ids, root)
+    finally:
+        service.close()
+    weights = shared_tiny_weights(tmp_path_factory, tiny_benchmark)
+    demo = app.build_app(tiny_app_settings(root, tiny_benchmark, weights))
+    url = launch_in_process(demo, tiny_app_settings(root, tiny_benchmark, weights))
+    pg = _open(browser, url)
+    yield pg
+    pg.close()
+    demo.close()
+
+
+def test_the_leaderboard_tab_layout(board_page, tiny_benchmark):
+    page = board_page
+    page.get_by_role("tab", name="Leaderboard").click()
+    table = page.locator("#leaderboard-table")
+    table.get_by_text("Oracle NN (uses ground truth)").filter(visible=True).first.wait_for()
+    heatmap = page.locator("#per-class-heatmap")
+    heatmap.locator("table").wait_for()
+    time.sleep(1)
+    page.screenshot(path=str(ARTIFACTS / "browser_leaderboard_layout.png"), full_page=True)
+
+    headers = [h.strip() for h in table.locator("thead th").all_inner_texts()]
+    assert {"vs Clustering", "vs Retrieval", "Kind", "Tier", "Verified"} <= set(headers), headers
+    assert page.evaluate(_BROKEN_WORDS_JS, table.element_handle()) == []  # "Tie r", "Veri fied"
+    wrap = table.locator(".table-wrap").first
+    widths = wrap.evaluate("(e) => [e.scrollWidth, e.clientWidth]")
+    assert widths[0] <= widths[1] + 1, f"columns cut off: {widths}"  # no horizontal scroll
+
+    rows = page.evaluate(_CELLS_JS, table.element_handle())
+    assert len(rows) == 8, rows
+    column = {h: k for k, h in enumerate(headers)}
+    kinds = {r[column["Method"]]: r[column["Kind"]] for r in rows}
+    assert kinds["Clustering"] == kinds["Retrieval"] == "baseline"
+    assert kinds["Oracle NN (uses ground truth)"] == "reference"
+    assert kinds["My network"] == "submission"
+    for r in rows:
+        assert re.fullmatch(r"0\.\d{3} ± 0\.\d{3}", r[column["F@1% ↑ ± 95% CI"]]), r
+        assert re.fullmatch(r"\d\.\d{3}", r[column["IoU ↑"]]), r
+    assert any(r[column["vs Retrieval"]].startswith(("better", "worse", "n.s.")) for r in rows)
+    mine = next(r for r in rows if r[column["Method"]] == "My network")
+    assert mine[column["Links"]].replace("\n", " ") in ("paper · code", "paper · code ")
+
+    # The per-class view: all 13 classes at once, inside the page's width.
+    heads = heatmap.locator("th.col_heading")
+    classes = Benchmark(tiny_benchmark).class_names
+    assert len(classes) == 13
+    assert [h.strip() for h in heads.all_inner_texts()] == [*classes, "mean"]
+    page_width = page.evaluate("document.documentElement.clientWidth")
+    for k in range(heads.count()):
+        box = heads.nth(k).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= page_width
+    assert page.locator("#per-class-bars img").count() == 1
+
+    text = page.locator("body").inner_text()
+    assert "Traceback" not in text and "Error" not in text
+    assert not re.search(r"\b\d\.\d{4,}\b", text), re.findall(r"\b\d\.\d{4,}\b", text)[:5]
+    for header_row in page.locator("table thead tr").all():
+        if header_row.is_visible():
+            assert [c.strip() for c in header_row.locator("th").all_inner_texts()][:3] != [
+                "1", "2", "3"]  # fmt: skip
+    assert not page.get_by_label("Download").is_visible()  # nothing to download yet
+    assert page.get_by_role("tab", name="Maintainers").count() == 0  # none configured

@@ -4,6 +4,7 @@ launched server, and that files under SVR_HOME cannot be downloaded."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 import urllib.error
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 import pytest
 from leaderboard_fakes import make_service, scores_for, write_fake_archive
 
@@ -105,6 +107,21 @@ def test_tabs_build_on_a_space(tmp_path: Path) -> None:
         service.close()
 
 
+def _handlers(demo: gr.Blocks) -> dict[str, list]:
+    fns: dict[str, list] = {}
+    for f in demo.fns.values():
+        fns.setdefault(f.name, []).append(f.fn)
+    return fns
+
+
+THREE_DECIMALS = re.compile(r"^(–|-?\d+\.\d{3}( ± \d+\.\d{3})?)$")
+
+
+def _skipped(value: object) -> bool:
+    """Whether a handler left an output as it was (`gr.skip()`)."""
+    return isinstance(value, dict) and value.get("__type__") == "update" and len(value) == 1
+
+
 def test_handlers_of_the_tabs(tmp_path: Path) -> None:
     import numpy as np
 
@@ -120,53 +137,229 @@ def test_handlers_of_the_tabs(tmp_path: Path) -> None:
         while worker.run_once() is not None:
             pass
         demo = _build(service)
-        fns: dict[str, list] = {}
-        for f in demo.fns.values():
-            fns.setdefault(f.name, []).append(f.fn)
-        table = fns["table"][0]("net", [], True, True, ["F@1% ↑", "vs Retrieval"], "")
-        headers = table.value["headers"]
-        assert headers[:4] == ["Tier", "Method", "F@1% ↑", "vs Retrieval"]
-        assert "chair: F@1% ↑" in headers and len(table.value["data"]) == 1
-        assert table.value["data"][0][3].startswith("better than Retrieval")
+        fns = _handlers(demo)
+        board, note = fns["table"][0]("net", [], True, ["F@1% ↑ ± 95% CI", "vs Retrieval"], "")
+        headers = board.value["headers"]
+        assert headers == ["Tier", "Method", "F@1% ↑ ± 95% CI", "vs Retrieval"] and not note
+        assert len(board.value["data"]) == 1 and board.visible
+        assert board.value["data"][0][3].startswith("better, p ")
+        empty, note = fns["table"][0]("no such method", [], True, [], "")
+        assert not empty.visible and note == "No entry matches these filters."
         exports = [fns[name][0]("", [], True, False) for name in ("export_csv", "export_json")]
         assert {Path(p).suffix for p in exports} == {".csv", ".json"}
         for p in exports:
             assert not Path(p).resolve().is_relative_to(service.settings.home)
         assert "Net" in Path(exports[0]).read_text()
+        assert "chair: F@1% ↑" in Path(exports[0]).read_text()  # exports carry every class
         assert exports[0].rsplit("/", 1)[0] == exports[1].rsplit("/", 1)[0]  # one folder each
-        class_table, bars, ecdf, recognition = fns["analysis"][0]([])
-        assert class_table.columns.tolist() == ["Class", "Clustering", "Retrieval", "Net"]
-        assert len(recognition) == 4  # each baseline against the other, Net against both
+        ecdf, recognition, message = fns["analysis"][0]([])
+        assert ecdf.visible and recognition.visible and not message
+        assert len(recognition.value["data"]) == 4  # each baseline against the other, Net both
+        columns = recognition.value["headers"]
+        for row in recognition.value["data"]:
+            cells = dict(zip(columns, row, strict=True))
+            assert THREE_DECIMALS.match(cells["KS D"]), cells
+            assert THREE_DECIMALS.match(cells["Mean difference"]), cells
+            assert cells["Wilcoxon p"] == "< 0.001" or THREE_DECIMALS.match(cells["Wilcoxon p"])
         per_class, items, gallery = fns["compare"][0](3, 1)
         assert len(per_class) == 3 and items.empty and gallery == []  # per-item: maintainers
+        assert all(THREE_DECIMALS.match(v) for v in per_class["Difference (A - B)"])
         per_class, items, gallery = fns["compare"][0](3, 1, "s3cret")
         assert len(items) == 8 and len(gallery) == 8
         assert isinstance(gallery[0][0], np.ndarray)  # an image, never a path
-        with pytest.raises(gr.Error, match="refused"):
-            fns["apply"][0]("wrong", "1", "hide")
+        # A refused maintainer action is a sentence; the table is left as it was.
+        message, table = fns["apply"][0]("wrong", "1", "hide")
+        assert message.startswith("**Refused.** maintainer access refused") and _skipped(table)
         with pytest.raises(gr.Error, match="refused"):
             fns["show_all"][0]("")
+        message, table = fns["apply"][0]("s3cret", "x", "hide")
+        assert message.startswith("Submission ids: numbers") and _skipped(table)
         message, everything = fns["apply"][0]("s3cret", "1, 2", "verify")
         assert "1: verify done" in message and len(everything) == 3
-        assert fns["mine"][0]("net")["Status"].tolist() == ["done"]
+        mine = fns["mine"][0]("net")
+        headline = service.table().set_index("Method").loc["Net", "F@1% ↑"]
+        assert mine["Status"].tolist() == ["done"] and mine["Score"].tolist() == [f"{headline:.3f}"]
+        assert mine["Leaderboard"].tolist() == ["[row #3](?entry=3)"]
+        assert mine["Progress"].tolist() == [f"{len(ids)} of {len(ids)} items"]
         with pytest.raises(gr.Error, match="already submitted"):
             fns["submit_form"][0](str(tmp_path / "Net.zip"), "", "", "", "", "", "", "", "", "net")
     finally:
         service.close()
 
 
-def test_figures_render_with_and_without_data() -> None:
-    import numpy as np
-    import pandas as pd
+def test_leaderboard_table_reads_at_a_glance(tmp_path: Path, tiny_benchmark: Path) -> None:
+    """Verdict columns by default, 3 decimals, intervals as "0.341 ± 0.015", kinds told
+    apart, links, and a per-class heat map of all 13 classes."""
+    from board_helpers import SUBMISSION, populate
+    from leaderboard_fakes import fake_open, fake_score
 
-    frame = pd.DataFrame({"Class": ["chair", "table"], "A": [0.5, 0.6], "B": [0.2, None]})
-    fig = per_class_figure(frame, "F@1%")
-    assert len(fig.axes[0].patches) == 4
+    from leaderboard.settings import LeaderboardSettings
+    from svr.data.layout import Benchmark
+
+    bench = Benchmark(tiny_benchmark)
+    ids = [i.item_id for i in bench.items("test")]
+    settings = LeaderboardSettings(home=tmp_path / "home", poll_interval_s=0.05)
+    service = LeaderboardService(settings, tiny_benchmark, score_fn=fake_score,
+                                 open_fn=fake_open)  # fmt: skip
+    try:
+        populate(service, ids, tmp_path)
+        demo = _build(service)
+        labels = [b.label for b in demo.blocks.values() if isinstance(b, gr.Tab)]
+        assert labels == ["Leaderboard", "Submit"]  # no maintainer configured: no tab
+        columns = next(
+            b for b in demo.blocks.values()
+            if isinstance(b, gr.CheckboxGroup) and b.label == "Columns shown"
+        )  # fmt: skip
+        assert {"vs Clustering", "vs Retrieval"} <= set(columns.value)  # shown by default
+        fns = _handlers(demo)
+        board, _ = fns["table"][0]("", [], True, columns.value, "")
+        frame = pd.DataFrame(board.value["data"], columns=board.value["headers"])
+        assert {"vs Clustering", "vs Retrieval", "Kind", "Links"} <= set(frame.columns)
+        assert "Baseline" not in frame.columns
+        kinds = dict(zip(frame["Method"], frame["Kind"], strict=True))
+        assert kinds["Clustering"] == kinds["Retrieval"] == "baseline"
+        assert kinds["Oracle NN (uses ground truth)"] == kinds["Mean shape"] == "reference"
+        assert kinds[SUBMISSION] == "submission"
+        for column in ("F@1% ↑ ± 95% CI", "IoU ↑", "Chamfer-L1 ↓"):
+            assert frame[column].map(lambda v: bool(THREE_DECIMALS.match(v))).all(), column
+        assert frame["F@1% ↑ ± 95% CI"].str.contains(" ± ").all()
+        verdicts = frame.set_index("Method")
+        assert verdicts.loc["Clustering", "vs Clustering"] == "–"  # not against itself
+        assert re.match(r"^(better|worse|n\.s\.), p (<|=) \d\.\d+$",
+                        verdicts.loc[SUBMISSION, "vs Retrieval"])  # fmt: skip
+        assert verdicts.loc[SUBMISSION, "Links"] == (
+            "[paper](https://example.org/paper) · [code](https://example.org/code)"
+        )
+        # The API keeps numbers (and its Baseline flag), now with the kind beside it.
+        record = next(r for r in service.records() if r["Method"] == "Mean shape")
+        assert record["Baseline"] == "baseline" and record["Kind"] == "reference"
+        assert isinstance(record["F@1% ↑"], float)
+
+        heatmap, bars = fns["refresh_all"][0]("", [], True, columns.value, "")[2:]
+        assert len(bench.class_names) == 13
+        for cls in bench.class_names:
+            assert f">{cls}</th>" in heatmap, cls
+        cells = re.findall(r"<td [^>]*>([^<]*)</td>", heatmap)
+        assert len(cells) == 8 * 14 and all(THREE_DECIMALS.match(c) for c in cells)
+        assert "background-color" in heatmap  # a heat map, not plain numbers
+        assert bars.startswith('<img src="data:image/png;base64,')
+        again = fns["refresh_all"][0]("", [], True, columns.value, "")[3]
+        assert again is bars  # drawn once per change of the leaderboard
+    finally:
+        service.close()
+
+
+def test_scoring_queue_and_my_submissions(tmp_path: Path) -> None:
+    service, ids = make_service(tmp_path)
+    try:
+        first = service.submit(
+            write_fake_archive(tmp_path / "a.zip", "A", scores_for(ids, 0.5)), {}, "ann"
+        )
+        service.submit(write_fake_archive(tmp_path / "b.zip", "B", scores_for(ids, 0.6)), {}, "bo")
+        queue = service.queue_table()
+        assert queue["Position"].tolist() == [1, 2] and queue["Method"].tolist() == ["A", "B"]
+        assert queue["Status"].tolist() == ["waiting", "waiting"]
+        worker = service.make_worker()
+        assert worker.claim() == first
+        service._set(first, progress_done=5)
+        queue = service.queue_table()
+        assert queue["Status"].tolist() == ["being scored", "waiting"]
+        assert queue["Items"].tolist()[0] == f"5 of {len(ids)} items"
+        mine = service.submissions_of("bo")
+        assert mine["Progress"].tolist() == ["waiting: position 2 in the queue"]
+        assert service.submissions_of("ann")["Progress"].tolist()[0].startswith("5 of ")
+        fns = _handlers(_build(service))
+        table, head, _ = fns["queue"][0]()
+        assert table.visible and "2 submission(s)" in head and "A (5 of" in head
+    finally:
+        service.close()
+    service, _ = make_service(tmp_path / "empty")
+    try:
+        table, head, _ = _handlers(_build(service))["queue"][0]()
+        assert not table.visible and head == ""  # nothing scored: no empty box
+    finally:
+        service.close()
+
+
+def test_a_rejected_archive_shows_its_name_and_what_to_do(
+    tmp_path: Path, tiny_benchmark: Path
+) -> None:
+    from leaderboard.settings import LeaderboardSettings
+
+    service = LeaderboardService(LeaderboardSettings(home=tmp_path / "home"), tiny_benchmark)
+    try:
+        fns = _handlers(_build(service))
+        upload = tmp_path / "upload-folder" / "my predictions.zip"
+        upload.parent.mkdir()
+        upload.write_bytes(b"not a zip at all")
+        request = gr.Request(session_hash="page-1")
+        message, mine = fns["submit_form"][0](str(upload), "", "", "", "", "", "", "", "", "eve",
+                                              "", None, request)  # fmt: skip
+        assert "my predictions.zip" in message and "submit again" in message
+        assert not re.search(r"[0-9a-f]{64}", message)
+        row = mine.iloc[0]
+        assert row["Status"] == "failed" and row["Method"] == "my predictions.zip"
+        assert "my predictions.zip" in row["Reason"] and "What to do" in row["Reason"]
+        assert not re.search(r"[0-9a-f]{64}", row["Reason"])
+        # Another browser session (or after a reload) does not know the upload's name, but
+        # never shows the stored archive's hash name or "(unnamed)" either.
+        other = fns["mine"][0]("eve", "", None, gr.Request(session_hash="page-2")).iloc[0]
+        assert other["Method"] == "(no method name; .zip archive)"
+        assert "the archive" in other["Reason"] and not re.search(r"[0-9a-f]{64}", other["Reason"])
+    finally:
+        service.close()
+
+
+def test_figures_render_with_and_without_data(tmp_path: Path) -> None:
+    import numpy as np
+
+    from leaderboard.figures import figure_html, save_png
+
+    frame = pd.DataFrame({"Class": ["chair", "table"], "A": [0.5, 0.6], "B": [0.2, None],
+                          "Oracle": [0.9, 0.8]})  # fmt: skip
+    fig = per_class_figure(frame, "F@1%", baselines={"B"}, references={"Oracle"})
+    ax = fig.axes[0]
+    assert len(ax.patches) == 6
+    assert [p.get_hatch() for p in ax.patches[::2]] == [None, "//", ".."]
+    assert ax.get_legend() is None and fig.legends  # the legend sits outside the axes
+    assert 1.0 in list(ax.get_yticks()) and ax.get_ylim() == (0, 1)
+    save_png(fig, tmp_path / "bars.png")
     fig = ecdf_figure(
-        {"A": np.array([0.1, 0.5]), "Retrieval": np.array([0.2])}, {"Retrieval"}, "F@1%"
-    )
-    assert [line.get_linestyle() for line in fig.axes[0].lines] == ["-", "--"]
+        {"A": np.array([0.1, 0.5]), "Retrieval": np.array([0.2]), "Oracle": np.array([0.9])},
+        {"Retrieval"}, "F@1%", references={"Oracle"},
+    )  # fmt: skip
+    assert [line.get_linestyle() for line in fig.axes[0].lines] == ["-", "--", ":"]
+    assert 1.0 in list(fig.axes[0].get_yticks()) and fig.axes[0].get_legend() is None
+    save_png(fig, tmp_path / "ecdf.png")
+    assert (tmp_path / "ecdf.png").stat().st_size > 10_000
     assert ecdf_figure({}, set(), "F@1%").axes[0].texts  # an explicit "no entries" message
+    assert 'alt="a &lt;b&gt;"' in figure_html(fig, "a <b>")
+
+
+def test_display_formatting_and_the_heat_map_escape_and_round() -> None:
+    import math
+
+    from leaderboard import views
+
+    frame = pd.DataFrame({"Method": ["a"], "KS D": [0.123456789012345678], "KS p": [1e-12],
+                          "Wilcoxon p": [0.0123456], "Paired items": [52],
+                          "Mean difference": [math.nan]})  # fmt: skip
+    out = views.format_frame(frame)
+    assert out.iloc[0].tolist() == ["a", "0.123", "< 0.001", "0.012", 52, "–"]
+    entry = views.Entry(
+        id=1, name="<img src=x onerror=alert(1)>", method="m", authors="", paper_url="",
+        code_url="", representation="voxels", training_data="", baseline=False,
+        verified=True, date=None, headline=0.5, iou=None, chamfer_l1=0.25, coverage=1.0,
+        per_class={"chair": 0.5, "table": None},
+    )  # fmt: skip
+    html = views.per_class_heatmap([entry], "F@1%", ["airplane", "chair", "table"])
+    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert re.findall(r"<td [^>]*>([^<]*)</td>", html) == ["–", "0.500", "–", "0.500"]
+    assert "No scored entries yet" in views.per_class_heatmap([], "F@1%")
+    shown = views.display_frame([entry], baselines=["Clustering"])
+    assert shown.iloc[0]["F@1% ↑ ± 95% CI"] == "0.500" and shown.iloc[0]["IoU ↑"] == "–"
+    assert shown.iloc[0]["Verified"] == "✓" and shown.iloc[0]["Kind"] == "submission"
+    assert shown.iloc[0]["vs Clustering"] == "–"
 
 
 def test_api_submit_poll_and_table_with_a_launched_server(launched) -> None:
