@@ -34,7 +34,8 @@ class ReadsMixin(RankingMixin):
 
     def status(self, submission_id: int | str, actor: str | None = None) -> dict[str, Any]:
         """Status of one submission: id (its public id), method, status, reason, details,
-        progress, times, flags; when done also overall (both means), per_class (class ->
+        progress, times, flags, queue_position (1 = being scored; None unless queued or
+        being scored); when done also overall (both means), per_class (class ->
         metric -> mean/median) and coverage, rounded to `DIGITS` decimals.
 
         `submission_id`: the public id `submit` returned (only its submitter has it; ids
@@ -62,7 +63,11 @@ class ReadsMixin(RankingMixin):
                 "hidden": row.hidden,
                 "protocol": row.protocol_id,
                 "benchmark": row.benchmark_id,
+                "queue_position": None,
             }
+            if row.status in (Status.QUEUED, Status.SCORING):
+                places = {q["ID"]: q["Position"] for q in self._queue_ids()}
+                out["queue_position"] = places.get(row.id)
             if row.hidden and not actor:
                 out["reason"] = "hidden by a maintainer: not on the leaderboard, scores not shown"
                 out["details"] = []

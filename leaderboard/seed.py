@@ -5,6 +5,9 @@ For every registered method (`svr.models.REGISTRY`: the five methods, `oracle_nn
 Python API of `python -m svr.predict`) into a submission archive, and submit it through the normal `LeaderboardService.submit` path
 (validation, queue, worker) marked as a baseline. Methods already present as a baseline
 (same archive hash or same method name) are skipped, so seeding twice is harmless.
+The flag means "seeded, not a submission" (reserved names, the "Show baselines" filter);
+the table's Kind column tells the recognition baselines (Clustering, Retrieval) from the
+references (the other seeded methods, Oracle NN): `leaderboard.ranking.kind_of`.
 
 Order (`SEED_ORDER`): the quickest to predict first, so the first scores appear minutes after
 the test split is built; Oracle NN, which reads the training shapes, comes after the

@@ -267,6 +267,8 @@ def test_scoring_queue_and_my_submissions(tmp_path: Path) -> None:
         assert queue["Items"].tolist()[0] == f"5 of {len(ids)} items"
         mine = service.submissions_of("bo")
         assert mine["Progress"].tolist() == ["waiting: position 2 in the queue"]
+        assert service.status(mine["ID"].iloc[0])["queue_position"] == 2
+        assert service.status(first)["queue_position"] == 1
         assert service.submissions_of("ann")["Progress"].tolist()[0].startswith("5 of ")
         fns = _handlers(_build(service))
         table, head, _ = fns["queue"][0]()
