@@ -39,9 +39,10 @@ _VERDICT_WIDTH = "140px"
 _RECOGNITION_WIDTHS = ["190px", "100px", "330px", "64px", "72px", "96px", "110px", "80px"]
 # The tables in the interface's own (proportional) font, figures with aligned digits.
 _CSS = """<style>
-#leaderboard-table td, #leaderboard-table td *, #leaderboard-table th,
-#leaderboard-table th *, #recognition-table td, #recognition-table td *,
-#recognition-table th, #recognition-table th *, #queue-table td, #queue-table td * {
+#leaderboard-table th, #leaderboard-table th *, #leaderboard-table [data-testid^="cell-"],
+#leaderboard-table [data-testid^="cell-"] *, #recognition-table th, #recognition-table th *,
+#recognition-table [data-testid^="cell-"], #recognition-table [data-testid^="cell-"] *,
+#queue-table [data-testid^="cell-"], #queue-table [data-testid^="cell-"] * {
   font-family: var(--font) !important; font-variant-numeric: tabular-nums; }
 #leaderboard-table th *, #recognition-table th * { word-break: normal !important;
   overflow-wrap: normal !important; }
