@@ -18,7 +18,9 @@ from leaderboard.db import ClassResult, Status, Submission
 from leaderboard.errors import ServiceError
 from leaderboard.ranking import DIGITS, REFERENCE_BASELINES, RankingMixin, is_complete
 
-__all__ = ["ReadsMixin", "summary_row", "name_as_submitted"]
+__all__ = ["ReadsMixin", "summary_row", "name_as_submitted", "MEMO_MAX"]
+
+MEMO_MAX = 64  # figures and HTML kept per state of the leaderboard (`ReadsMixin.memo`)
 
 
 class ReadsMixin(RankingMixin):
@@ -200,6 +202,8 @@ class ReadsMixin(RankingMixin):
         (figures and HTML of the Leaderboard tab, so page loads do not redraw them)."""
         store = self._analysis().setdefault("memo", {})
         if key not in store:
+            if len(store) >= MEMO_MAX:  # many filter combinations: forget the oldest
+                store.pop(next(iter(store)))
             store[key] = build()
         return store[key]
 

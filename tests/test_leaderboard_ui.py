@@ -245,6 +245,11 @@ def test_leaderboard_table_reads_at_a_glance(tmp_path: Path, tiny_benchmark: Pat
         assert bars.startswith('<img src="data:image/png;base64,')
         again = fns["refresh_all"][0]("", [], True, columns.value, "")[3]
         assert again is bars  # drawn once per change of the leaderboard
+        from leaderboard.reads import MEMO_MAX
+
+        for k in range(MEMO_MAX + 5):  # hostile searches cannot grow the memo without bound
+            service.memo(("probe", k), lambda: "x")
+        assert len(service._analysis()["memo"]) == MEMO_MAX
     finally:
         service.close()
 
