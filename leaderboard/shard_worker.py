@@ -17,6 +17,7 @@ from sqlalchemy import select
 from leaderboard import shards
 from leaderboard.db import Status, Submission, utcnow
 from leaderboard.jobs import (
+    TRANSIENT,
     JobLost,
     JobOutcome,
     ShardFailed,
@@ -136,7 +137,10 @@ class ShardWork:
                     if not shards.touch_shard(self.factory, claim, self.ident):
                         lost.set()
                         return
-                except Exception:  # the database is away: try again at the next beat
+                except TRANSIENT as exc:  # the database is away: try again at the next beat
+                    logger.warning("heartbeat of shard %d failed: %s", claim.shard_id,
+                                   type(exc).__name__)  # fmt: skip
+                except Exception:
                     logger.exception("heartbeat of shard %d failed", claim.shard_id)
 
         def progress(done: int, total: int) -> None:

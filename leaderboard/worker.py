@@ -318,6 +318,9 @@ class Worker(ShardWork):
                 except JobLost:
                     lost.set()
                     return
+                except TRANSIENT as exc:  # the database is away: try again at the next beat
+                    logger.warning("heartbeat of submission %d failed: %s", submission_id,
+                                   type(exc).__name__)  # fmt: skip
                 except Exception:  # a busy database: try again at the next beat
                     logger.exception("heartbeat of submission %d failed", submission_id)
 

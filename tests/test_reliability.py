@@ -8,6 +8,11 @@
 3. Every hostile archive of the archive reader's list, uploaded through the real server's
    `/submit` and through the Submit tab's handler, is refused with a reason and recorded as a
    failed submission; the server keeps serving `/leaderboard` afterwards.
+4. PostgreSQL restarted while workers score: pooled connections are replaced, no job is
+   lost, none is scored twice.
+
+1 and 2 run on a SQLite file and on a real PostgreSQL server (`database_url`); 3 reads
+archives (the database only records the refusals) and runs on SQLite.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import tarfile
 import threading
 import time
@@ -60,14 +64,28 @@ def poll(client: Any, sid: str, until: Callable[[dict], bool], timeout: float, s
     raise AssertionError(f"submission {sid}: condition not reached in {timeout} s: {status}")
 
 
-def db_rows(home: Path) -> list[tuple]:
+def db_query(url: str, sql: str, **params: Any) -> list[tuple]:
+    """The rows of one SQL query on the database at `url` (a connection of its own)."""
+    from sqlalchemy import text
+
+    from leaderboard.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql), params)]
+    finally:
+        engine.dispose()
+
+
+def db_rows(url: str) -> list[tuple]:
     """(public id, status, attempts, submitter, archive_sha256, reason) of every submission
     row, in the order they were made."""
-    with sqlite3.connect(home / "svr.db") as con:
-        return con.execute(
-            "SELECT public_id, status, attempts, submitter, archive_sha256, reason FROM "
-            "submissions ORDER BY id"
-        ).fetchall()
+    return db_query(
+        url,
+        "SELECT public_id, status, attempts, submitter, archive_sha256, reason FROM "
+        "submissions ORDER BY id",
+    )
 
 
 def _rejected_id(message: str) -> str | None:
@@ -88,7 +106,7 @@ def _rounded(value: Any) -> Any:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_sigkill_while_scoring_then_restart_gives_the_uninterrupted_result(
-    tmp_path: Path, tiny_benchmark: Path
+    tmp_path: Path, tiny_benchmark: Path, database_url: str
 ) -> None:
     from gradio_client import Client
 
@@ -101,7 +119,7 @@ def test_sigkill_while_scoring_then_restart_gives_the_uninterrupted_result(
     archive = tmp_path / "sphere.zip"
     write_template(benchmark, archive, "voxels")
     home, log = tmp_path / "home", tmp_path / "app.log"
-    proc, base = start_app(home, tiny_benchmark, log)
+    proc, base = start_app(home, tiny_benchmark, log, DATABASE_URL=database_url)
     try:
         client = Client(base, verbose=False, httpx_kwargs={"timeout": 120})
         sid = submit(client, archive, "alice", {"method": "Sphere"})
@@ -114,7 +132,7 @@ def test_sigkill_while_scoring_then_restart_gives_the_uninterrupted_result(
         proc.wait(30)
     finally:
         stop_app(proc)
-    rows = db_rows(home)
+    rows = db_rows(database_url)
     assert [(r[0], r[1], r[2]) for r in rows] == [(sid, "scoring", 1)]  # left mid-job
 
     # The uninterrupted run of the same archive (same scorer and protocol as the server),
@@ -122,7 +140,7 @@ def test_sigkill_while_scoring_then_restart_gives_the_uninterrupted_result(
     with open_submission(archive, benchmark, scratch=tmp_path) as parsed:
         reference = score_submission(parsed, benchmark, protocol=DEFAULT_PROTOCOL)
 
-    proc, base = start_app(home, tiny_benchmark, log)
+    proc, base = start_app(home, tiny_benchmark, log, DATABASE_URL=database_url)
     try:
         client = Client(base, verbose=False, httpx_kwargs={"timeout": 120})
         status = poll(client, sid, lambda s: s["status"] in FINAL, 150, 0.5)
@@ -141,16 +159,14 @@ def test_sigkill_while_scoring_then_restart_gives_the_uninterrupted_result(
         assert [r["Method"] for r in records] == ["Sphere"]
     finally:
         stop_app(proc)
-    rows = db_rows(home)
+    rows = db_rows(database_url)
     assert [(r[0], r[1]) for r in rows] == [(sid, "done")]  # not lost, not duplicated
-    with sqlite3.connect(home / "svr.db") as con:
-        (row_id,) = con.execute("SELECT id FROM submissions WHERE public_id = ?", (sid,)).fetchone()
-        (items,) = con.execute(
-            "SELECT COUNT(*) FROM item_scores WHERE submission_id = ?", (row_id,)
-        ).fetchone()
-        (distinct,) = con.execute(
-            "SELECT COUNT(DISTINCT item_id) FROM item_scores WHERE submission_id = ?", (row_id,)
-        ).fetchone()
+    [(items, distinct)] = db_query(
+        database_url,
+        "SELECT COUNT(*), COUNT(DISTINCT item_id) FROM item_scores JOIN submissions ON "
+        "submissions.id = item_scores.submission_id WHERE submissions.public_id = :p",
+        p=sid,
+    )
     assert items == distinct == n
 
 
@@ -158,14 +174,16 @@ def test_sigkill_while_scoring_then_restart_gives_the_uninterrupted_result(
 
 
 @pytest.fixture
-def fake_server(tmp_path: Path) -> Iterator[tuple[Any, str, list[str]]]:
+def fake_server(tmp_path: Path, database_url: str) -> Iterator[tuple[Any, str, list[str]]]:
     """The leaderboard tabs on a fake benchmark and scorer (fast), launched on loopback with
     the app's queue settings; per-submitter limits: 2 per day, 2 at a time."""
     import gradio as gr
 
     from leaderboard.ui import add_leaderboard_tabs
 
-    service, ids = make_service(tmp_path, max_per_day=2, max_concurrent=2)
+    service, ids = make_service(
+        tmp_path, max_per_day=2, max_concurrent=2, database_url=database_url
+    )
     service.start_worker()
     with gr.Blocks() as demo:
         with gr.Tabs():
@@ -238,7 +256,7 @@ def test_concurrent_submissions_and_reads_lose_and_duplicate_nothing(
     }
     assert all(s["status"] == "done" for sid, s in final.items() if sid in accepted)
     assert final[rejected[0]]["status"] == "failed" and final[rejected[0]]["reason"]
-    rows = db_rows(service.settings.home)
+    rows = db_rows(service.settings.database_url)
     # Exactly one row per accepted or rejected upload; the over-limit one left no row.
     assert sorted(r[0] for r in rows) == sorted(accepted + rejected)
     assert len({(r[3], r[4]) for r in rows}) == len(rows)  # no (submitter, archive) twice
@@ -459,7 +477,7 @@ def test_hostile_archives_through_the_server_api_fail_with_reasons(
         assert len(set(failed_ids)) == len(hostile)
     finally:
         stop_app(proc)
-    rows = db_rows(home)
+    rows = db_rows(f"sqlite:///{home / 'svr.db'}")
     assert [r[0] for r in rows] == failed_ids  # one row each, in the order submitted
     assert all(r[1] == "failed" and r[5] for r in rows)
     assert not list((home / "scratch").glob("**/*.npy"))  # nothing extracted was left behind
@@ -496,3 +514,75 @@ def test_hostile_archives_through_the_submit_tab_handler(
         assert len(service.submissions_of("eve")) == len(hostile)
     finally:
         service.close()
+
+
+# ----------------------------------------------------------------------------- 4. PostgreSQL
+
+
+@pytest.mark.timeout(240)
+def test_postgres_restart_while_workers_score_loses_and_repeats_nothing(
+    tmp_path: Path, postgres_server: Any
+) -> None:
+    """Two worker threads score three submissions (one coordinates shards, one scores whole
+    jobs and helps with shards); the server is restarted (fast mode: every connection is cut)
+    in the middle. Every job ends done after one attempt, every shard is scored once, every
+    item is stored once, with the right numbers."""
+    from sqlalchemy import select
+
+    from leaderboard.db import ItemScore, ScoreShard, Submission
+
+    name = postgres_server.create_database()
+    service, ids = make_service(
+        tmp_path, database_url=postgres_server.url(name), max_per_day=100, max_concurrent=100,
+        shard_items=5, heartbeat_stale_s=60,
+    )  # fmt: skip
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    try:
+        values = {"A": 0.3, "B": 0.5, "C": 0.8}
+        jobs = {
+            service.submit(
+                write_fake_archive(tmp_path / f"{m}.zip", m, scores_for(ids, v), sleep=0.1), {},
+                f"user-{m}",
+            ): v
+            for m, v in values.items()
+        }  # fmt: skip
+        sharding, whole = service.make_worker(), service.make_worker()
+        whole.settings = whole.settings.with_(shard_items=0)
+        threads = [threading.Thread(target=w.run_forever, args=(stop,)) for w in (sharding, whole)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until scoring is under way
+            if any(service.status(sid)["progress"]["done"] > 0 for sid in jobs):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("scoring did not start")
+        postgres_server.restart()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if all(service.status(sid)["status"] in FINAL for sid in jobs):
+                break
+            time.sleep(0.1)
+        stop.set()
+        for t in threads:
+            t.join(30)
+        for sid, value in jobs.items():
+            status = service.status(sid)
+            assert (status["status"], status["attempts"]) == ("done", 1), status
+            assert status["overall"]["mean_of_class_means"]["iou"] == pytest.approx(value)
+        with service.factory() as session:
+            stored = session.execute(select(ItemScore.submission_id, ItemScore.item_id)).all()
+            shard_rows = session.execute(
+                select(ScoreShard.submission_id, ScoreShard.status, ScoreShard.attempts)
+            ).all()
+            n_jobs = session.scalar(select(Submission.id).order_by(Submission.id.desc()))
+        assert len(stored) == len(set(stored)) == len(ids) * len(jobs) and n_jobs == len(jobs)
+        assert shard_rows and all(r.status == "done" and r.attempts == 1 for r in shard_rows)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        service.close()
+        postgres_server.drop_database(name)
