@@ -2,12 +2,15 @@
 
     python benchmarks/bench_startup.py --benchmark /tmp/svr-tiny2 [--rounds 3] [--repo DIR]
         [--before DIR] [--prepare 1]
+    python benchmarks/bench_startup.py --preset small ...   # a true first start: it builds
 
 Each round starts, on a free loopback port with an empty SVR_HOME: (1) a reference, a
 one-Markdown `gr.Blocks` launched the same way (what importing and starting Gradio costs),
 and (2) `python app.py` of `--repo` (default: this checkout) with SVR_BENCHMARK set, so
 nothing is built; with `--before DIR` (an older commit unpacked, e.g. `git archive REV | tar
--x -C DIR`) also that version's app.py, in the same round. It prints the
+-x -C DIR`) also that version's app.py, in the same round. With `--preset NAME` instead of
+`--benchmark`, SVR_BENCHMARK is left unset: the app builds that preset in the background, as
+on a true first start (each run is stopped at its first 200). It prints the
 median seconds to the first 200 on "/" of each, their ratio (app / bare Gradio: under load
 both slow down alike), how long the console stayed silent after the start, the app's own
 stage lines ("code loaded in", "leaderboard ready in", "interface built in") and
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -50,7 +54,9 @@ def _serve_time(cmd: list[str], cwd: Path, env: dict[str, str], port: int, log: 
     start = time.monotonic()
     first_line: float | None = None
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(  # its own process group: build workers are stopped with it
+            cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         while time.monotonic() - start < timeout:
             if first_line is None and log.stat().st_size > 0:
@@ -66,25 +72,46 @@ def _serve_time(cmd: list[str], cwd: Path, env: dict[str, str], port: int, log: 
             time.sleep(0.05)
         raise RuntimeError(f"no answer within {timeout:.0f} s:\n{log.read_text()[-2000:]}")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(15)
+        _stop_group(proc)
 
 
-def _start_app(repo: Path, benchmark: Path, env: dict[str, str], home: Path, prepare: str,
-               timeout: float) -> tuple[float, float | None]:  # fmt: skip
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group `proc` leads, SIGKILL it after 15 s."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(15)
+    except ProcessLookupError:
+        pass
+    try:  # workers that outlived it
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _app_env(env: dict[str, str], home: Path, benchmark: Path | None, preset: str | None,
+             prepare: str, port: int) -> dict[str, str]:  # fmt: skip
+    env = {k: v for k, v in env.items() if k not in ("SVR_BENCHMARK", "SVR_PRESET")}
+    env.update(
+        SVR_HOME=str(home / "home"), SVR_TMP=str(home / "sessions"),
+        SVR_EXAMPLES=str(home / "examples"), SVR_PREPARE=prepare,
+        GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
+    )  # fmt: skip
+    if benchmark is not None:
+        env["SVR_BENCHMARK"] = str(benchmark.resolve())
+    if preset:
+        env["SVR_PRESET"] = preset
+    return env
+
+
+def _start_app(repo: Path, benchmark: Path | None, preset: str | None, env: dict[str, str],
+               home: Path, prepare: str, timeout: float) -> tuple[float, float | None]:  # fmt: skip
     """`python app.py` of `repo` on an empty `home`: (seconds to the first 200, to the first
     console line)."""
     port = _free_port()
-    env = dict(env)
-    env.update(
-        SVR_HOME=str(home / "home"), SVR_BENCHMARK=str(benchmark.resolve()),
-        SVR_TMP=str(home / "sessions"), SVR_EXAMPLES=str(home / "examples"),
-        SVR_PREPARE=prepare, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
-    )  # fmt: skip
+    env = _app_env(env, home, benchmark, preset, prepare, port)
     home.mkdir(parents=True, exist_ok=True)
     return _serve_time([sys.executable, "app.py"], repo, env, port, home / "app.log", timeout)
 
@@ -93,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--benchmark", type=Path, required=True, help="a built benchmark")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--benchmark", type=Path, help="a built benchmark")
+    where.add_argument("--preset", help="build this preset, as a first start does")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repo", type=Path, default=REPO, help="checkout whose app.py runs")
     parser.add_argument("--before", type=Path, default=None, help="older checkout to compare")
@@ -114,22 +143,17 @@ def main(argv: list[str] | None = None) -> int:
                 root / f"bare{r}.log", args.timeout,
             )  # fmt: skip
             if args.before is not None:
-                before, before_silent = _start_app(args.before, args.benchmark, env, root / f"b{r}",
-                                       args.prepare, args.timeout)  # fmt: skip
+                before, before_silent = _start_app(
+                    args.before, args.benchmark, args.preset, env, root / f"b{r}", args.prepare,
+                    args.timeout,
+                )  # fmt: skip
                 before_times.append(before)
                 before_silences.append(before if before_silent is None else before_silent)
             home = root / f"round{r}"
-            port = _free_port()
-            env.update(
-                SVR_HOME=str(home / "home"), SVR_BENCHMARK=str(args.benchmark.resolve()),
-                SVR_TMP=str(home / "sessions"), SVR_EXAMPLES=str(home / "examples"),
-                SVR_PREPARE=args.prepare, GRADIO_SERVER_NAME="127.0.0.1",
-                GRADIO_SERVER_PORT=str(port),
-            )  # fmt: skip
-            log = root / f"app{r}.log"
-            took, silent = _serve_time(
-                [sys.executable, "app.py"], args.repo, env, port, log, args.timeout
+            took, silent = _start_app(
+                args.repo, args.benchmark, args.preset, env, home, args.prepare, args.timeout
             )
+            log = home / "app.log"
             text = log.read_text()
             app_times.append(took)
             bare_times.append(bare)
