@@ -229,3 +229,30 @@ def test_add_training_split_refuses_what_it_cannot_rebuild(tmp_path: Path, servi
         add_training_split(copy, "serving")
     with pytest.raises(ValueError, match="content must be"):
         build_benchmark(tmp_path / "x", preset="tiny", content="train-only", **QUIET)
+
+
+def test_preparation_reports_a_state_per_step() -> None:
+    from svr.prepare import Preparation, Step
+
+    def boom(progress) -> None:
+        progress(1, 4, "one of four")
+        raise OSError("disk full")
+
+    prep = Preparation(
+        [
+            Step("there", lambda p: None, skip_if=lambda: True),
+            Step("ok", lambda p: p(2, 2)),
+            Step("breaks", boom),
+            Step("never", lambda p: None),
+        ]
+    )
+    assert [s.state for s in prep.status().steps] == ["pending"] * 4
+    prep.start()
+    assert prep.join(10)
+    status = prep.status()
+    assert status.state == "failed" and "disk full" in status.error
+    assert [s.state for s in status.steps] == ["skipped", "done", "failed", "pending"]
+    assert [(s.done, s.total) for s in status.steps] == [(0, 0), (2, 2), (1, 4), (0, 0)]
+    assert status.steps[3].seconds is None and status.steps[1].seconds >= 0
+    status.steps[0].state = "changed"  # a snapshot: the preparation's own state is untouched
+    assert prep.status().steps[0].state == "skipped"
