@@ -1,4 +1,5 @@
-"""Gradio tabs of the leaderboard: Leaderboard, Submit, Maintainers.
+"""Gradio tabs of the leaderboard: Leaderboard (`leaderboard.ui_board`), Submit (with "My
+submissions") and, only where a maintainer is configured, Maintainers.
 
 `add_leaderboard_tabs(service)` is called inside an open `gr.Tabs()` of the app's Blocks.
 Handlers are short: parse, call one `LeaderboardService` method, turn known errors into
