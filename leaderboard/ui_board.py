@@ -6,7 +6,7 @@ Built by `leaderboard.ui.add_leaderboard_tabs`. What it shows is formatted by
 and the per-class heat map are drawn once per change of the leaderboard
 (`LeaderboardService.memo`), so a page load redraws nothing. No component is an empty box:
 tables without rows and the Download box stay hidden until they have something to show.
-A link `?entry=<id>` (from "My submissions") highlights that entry's row.
+A link `?entry=<id>` (from "My submissions") opens this tab and highlights that entry's row.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from leaderboard.exports import ExportFolder
 from leaderboard.figures import ecdf_figure, figure_html, per_class_figure
 from leaderboard.service import REFERENCE_BASELINES, LeaderboardService
 
-__all__ = ["leaderboard_tab", "BARS_SHOWN", "QUEUE_REFRESH_S"]
+__all__ = ["leaderboard_tab", "BARS_SHOWN", "QUEUE_REFRESH_S", "TAB_ID"]
+
+TAB_ID = "leaderboard"  # the tab's id in the enclosing gr.Tabs (selected by `?entry=` links)
 
 BARS_SHOWN = 8  # entries drawn in the per-class bar chart (the heat map shows all)
 QUEUE_REFRESH_S = 5.0  # how often an open page looks at the scoring queue
@@ -264,7 +266,8 @@ def leaderboard_tab(
             gr.Dropdown(choices=options),
         )
 
-    with gr.Tab("Leaderboard"):
+    parent = gr.context.Context.block  # the enclosing gr.Tabs, when there is one
+    with gr.Tab("Leaderboard", id=TAB_ID):
         split = gr.Markdown(split_note(service))
         gr.Markdown(
             f"Entries are ranked in **tiers**: an entry whose 95% bootstrap interval (resampling "
@@ -364,6 +367,12 @@ def leaderboard_tab(
         refresh.click(choices, None, [pick, entry_a, entry_b], api_visibility="private")
 
     on_load(initial, everything)
+    if isinstance(parent, gr.Tabs):  # a `?entry=<id>` link opens on this tab
+
+        def open_tab(request: gr.Request) -> Any:
+            return gr.Tabs(selected=TAB_ID) if _entry_param(request) is not None else gr.skip()
+
+        on_load(open_tab, [parent])
     on_load(queue, [queue_table, queue_head, seen])
     on_load(service.describe, [about])
     on_load(lambda: split_note(service), [split])

@@ -599,20 +599,20 @@ def board_page(tmp_path_factory, tiny_benchmark, browser):
     service = LeaderboardService(LeaderboardSettings(home=root / "home"), tiny_benchmark,
                                  score_fn=fake_score, open_fn=fake_open)  # fmt: skip
     try:
-        populate(service, ids, root)
+        entries = populate(service, ids, root)
     finally:
         service.close()
     weights = shared_tiny_weights(tmp_path_factory, tiny_benchmark)
     demo = app.build_app(tiny_app_settings(root, tiny_benchmark, weights))
     url = launch_in_process(demo, tiny_app_settings(root, tiny_benchmark, weights))
     pg = _open(browser, url)
-    yield pg
+    yield pg, entries
     pg.close()
     demo.close()
 
 
 def test_the_leaderboard_tab_layout(board_page, tiny_benchmark):
-    page = board_page
+    page, entries = board_page
     page.get_by_role("tab", name="Leaderboard").click()
     table = page.locator("#leaderboard-table")
     table.get_by_text("Oracle NN (uses ground truth)").filter(visible=True).first.wait_for()
@@ -662,3 +662,14 @@ def test_the_leaderboard_tab_layout(board_page, tiny_benchmark):
                 "1", "2", "3"]  # fmt: skip
     assert not page.get_by_label("Download").is_visible()  # nothing to download yet
     assert page.get_by_role("tab", name="Maintainers").count() == 0  # none configured
+
+    # The link of a finished submission in "My submissions" opens this tab on its row.
+    mine = next(k for k, r in enumerate(rows) if r[column["Method"]] == "My network")
+    entry = entries["My network"]
+    page.goto(page.url.split("?")[0] + f"?entry={entry}")
+    page.get_by_text(f"Entry #{entry} is highlighted.").wait_for()
+    assert page.get_by_role("tab", name="Leaderboard", selected=True).count() == 1
+    cell = page.locator(f'#leaderboard-table [data-testid="cell-{mine}-1"]')
+    assert "My network" in cell.inner_text()
+    weight = cell.evaluate("(e) => getComputedStyle(e.closest('td') || e).fontWeight")
+    assert int(weight) >= 600, weight  # the highlighted row is bold on yellow
