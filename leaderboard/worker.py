@@ -163,7 +163,8 @@ class Worker(ShardWork):
         claimed it. It goes back to the queue, or fails after `max_attempts` attempts.
         A job started more than `scoring_time_limit_s + heartbeat_stale_s` ago fails. With
         `startup_prefix` (the app starting), submissions left in 'received' or 'validated' by
-        the previous app process fail with a reason asking to resubmit.
+        the previous app process fail with a reason asking to resubmit, and the shards it was
+        scoring go back to the queue (`leaderboard.shards`).
         Returns the number of submissions changed.
         """
         now = utcnow()
@@ -225,6 +226,17 @@ class Worker(ShardWork):
                         sid, claimed_by, attempts, values["status"],
                     )  # fmt: skip
             if startup_prefix:
+                # Shards the previous app process was scoring go back to the queue now,
+                # instead of waiting for their heartbeat to go stale.
+                session.execute(
+                    update(ScoreShard)
+                    .where(
+                        ScoreShard.status == "scoring",
+                        ScoreShard.claimed_by.startswith(startup_prefix, autoescape=True),
+                        ScoreShard.claimed_by != self.ident,
+                    )
+                    .values(status="queued", claimed_by=None, heartbeat_at=None)
+                )
                 # Only the app validates uploads: at its start, rows still being received or
                 # validated belong to a killed predecessor and will never move on.
                 result = session.execute(

@@ -325,3 +325,32 @@ def test_a_resumed_job_keeps_the_shards_already_scored(tmp_path: Path, database_
         assert svc.status(sid)["overall"]["mean_of_class_means"]["iou"] == pytest.approx(0.4)
     finally:
         svc.close()
+
+
+def test_shards_of_a_killed_app_go_back_to_the_queue_at_its_start(
+    tmp_path: Path, database_url: str
+) -> None:
+    import socket
+
+    from leaderboard.worker import Worker
+
+    svc, ids = _service(tmp_path, database_url, heartbeat_stale_s=600)
+    try:
+        sid = svc.submit(write_fake_archive(tmp_path / "a.zip", "A", scores_for(ids, 0.5)), {},
+                         "alice")  # fmt: skip
+        coordinator = svc.make_worker()
+        assert coordinator.claim() == sid
+        with svc.factory() as session, session.begin():
+            shards.write_shards(session, sid, shards.plan_shards(ids, 5), keep_done=False)
+        host = socket.gethostname()
+        dead_app = shards.claim_shard(svc.factory, f"app@{host}:1:dead", 600, 3)
+        other = shards.claim_shard(svc.factory, f"worker@{host}:2:alive", 600, 3)
+        assert dead_app.index == 0 and other.index == 1
+        new_app = Worker(svc.factory, svc.settings, svc.benchmark_dir, ident=f"app@{host}:3:new")
+        new_app.recover(startup_prefix=f"app@{host}:")
+        rows = _shard_rows(svc, sid)
+        assert (rows[0].status, rows[0].claimed_by) == ("queued", None)  # released at once
+        assert (rows[1].status, rows[1].claimed_by) == ("scoring", f"worker@{host}:2:alive")
+        assert svc.status(sid)["status"] == Status.SCORING  # the job stays its coordinator's
+    finally:
+        svc.close()
