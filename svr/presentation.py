@@ -1,6 +1,6 @@
-"""Text of the Reconstruct and About tabs: what a reconstruction reports, as Markdown, and
-the one browser-side snippet the viewers need (no gradio, no logic: everything shown is
-computed by `svr.inference`)."""
+"""Text of the Reconstruct and About tabs: what a reconstruction reports, as Markdown, the
+one browser-side snippet the viewers need, and the page CSS (no gradio, no logic: everything
+shown is computed by `svr.inference`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,22 @@ from PIL import Image
 from svr.classes import CLASS_NAMES
 from svr.inference import MethodInfo, Reconstruction
 from svr.preprocess import checkerboard
+
+#: A CSS class (`CSS`): mounted but not shown (a gr.Model3D must be mounted before its first
+#: value arrives, so the result panels are hidden this way rather than with `visible=False`).
+HIDDEN = "svr-hidden"
+
+#: Page CSS (`Blocks.launch(css=...)`): the examples grid as tall as its rows with captions
+#: that wrap instead of being cut; the status panel's progress bars.
+CSS = """
+#examples .grid-wrap.fixed-height { height: auto; min-height: 0; max-height: none; }
+#examples .caption-label { white-space: normal; overflow: visible; text-overflow: clip;
+  max-width: calc(100% - 8px); line-height: 1.15; font-size: 12px; }
+.svr-hidden { display: none !important; }
+.svr-status ol { margin: 0.3em 0 0 1.2em; padding: 0; }
+.svr-status progress { width: 10em; vertical-align: middle; margin: 0 0.5em; }
+.svr-status .svr-problem { color: var(--error-text-color, #b91c1c); }
+"""
 
 NO_RESULT = (
     "**Results appear here** once you reconstruct an image: your image and the masked input "
@@ -79,6 +95,8 @@ def ground_truth_markdown(gt: Any) -> str:
 
 __all__ = [
     "ABOUT",
+    "CSS",
+    "HIDDEN",
     "ABOUT_FIGURES",
     "NO_GROUND_TRUTH",
     "NO_RESULT",

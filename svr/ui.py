@@ -49,6 +49,8 @@ from svr.preprocess import (
 from svr.presentation import (
     ABOUT,
     ABOUT_FIGURES,
+    CSS,
+    HIDDEN,
     NO_GROUND_TRUTH,
     NO_RESULT,
     after_models_load,
@@ -85,17 +87,6 @@ _USER_ERRORS = (ImageInputError, ModelUnavailable, ReconstructionError, ValueErr
 COMMITTED_EXAMPLES = REPO_ROOT / "assets" / "examples"
 CONTACT_SHEET = REPO_ROOT / "assets" / "contact_sheet.png"
 SEED_DISTRIBUTIONS = REPO_ROOT / "assets" / "leaderboard" / "distributions.png"
-
-#: Page CSS (`Blocks.launch(css=...)`): the examples grid as tall as its rows with captions
-#: that wrap instead of being cut; the status panel's progress bars.
-CSS = """
-#examples .grid-wrap.fixed-height { height: auto; min-height: 0; max-height: none; }
-#examples .caption-label { white-space: normal; overflow: visible; text-overflow: clip;
-  max-width: calc(100% - 8px); line-height: 1.15; font-size: 12px; }
-.svr-status ol { margin: 0.3em 0 0 1.2em; padding: 0; }
-.svr-status progress { width: 10em; vertical-align: middle; margin: 0 0.5em; }
-.svr-status .svr-problem { color: var(--error-text-color, #b91c1c); }
-"""
 
 
 def image_file_input(max_inline_bytes: int = 16 << 20, **kwargs) -> gr.Image:
@@ -273,7 +264,7 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
                     run_all = gr.Button("Compare all methods", elem_id="run-all")
             with gr.Column(scale=2):
                 hint = gr.Markdown(NO_RESULT, elem_id="no-result")
-                with gr.Column(visible=False, elem_id="result") as result_box:
+                with gr.Column(elem_id="result", elem_classes=[HIDDEN]) as result_box:
                     with gr.Row():
                         before = gr.Image(label="Before: your image", interactive=False, height=220)
                         after = gr.Image(
@@ -305,8 +296,8 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
                     with gr.Accordion(
                         "Ground truth (benchmark validation example)",
                         open=True,
-                        visible=False,
                         elem_id="gt-box",
+                        elem_classes=[HIDDEN],
                     ) as gt_box:
                         gt_text = gr.Markdown(NO_GROUND_TRUTH)
                         gt_view = gr.Model3D(
@@ -323,7 +314,12 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
             )
             with gr.Row(elem_id="compare-views"):
                 compare_views = [
-                    gr.Model3D(label=m.name, height=260, elem_id=f"compare-{m.name}", visible=False)
+                    gr.Model3D(
+                        label=m.name,
+                        height=260,
+                        elem_id=f"compare-{m.name}",
+                        elem_classes=[HIDDEN],
+                    )
                     for m in methods
                 ]
         last = gr.State(None)
@@ -371,9 +367,9 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
             gr.Model3D(value=gt_glb, camera_position=camera),
             gt_png,
             rec,
-            gr.Column(visible=True),
+            gr.Column(elem_classes=[]),
             gr.Markdown(visible=False),
-            gr.Accordion(visible=gt is not None),
+            gr.Accordion(elem_classes=[] if gt is not None else [HIDDEN]),
         )
 
     def do_recognise(rec: Reconstruction | None):
@@ -499,13 +495,13 @@ def add_reconstruct_tab(ctx: DemoContext) -> None:
             except (ModelUnavailable, ReconstructionError) as exc:
                 short = "no weights yet" if isinstance(exc, ModelUnavailable) else str(exc)
                 rows.append(compare_failed_row(m, short, item_id is not None))
-                views.append(gr.Model3D(value=None, visible=False))
+                views.append(gr.Model3D(value=None, elem_classes=[HIDDEN]))
                 cameras.append(None)
                 continue
             rows.append(compare_row(m, rec, scores))
             cameras.append(viewer_camera(rec.estimate))
             views.append(
-                gr.Model3D(value=str(rec.files.glb), camera_position=cameras[-1], visible=True)
+                gr.Model3D(value=str(rec.files.glb), camera_position=cameras[-1], elem_classes=[])
             )
         return ["\n".join(rows) + compare_note(item_id), *views, cameras]
 

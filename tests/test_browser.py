@@ -424,16 +424,29 @@ def _page_text(page) -> str:
     return page.evaluate("document.body.innerText")
 
 
-def test_the_reconstruct_tab_shows_outputs_only_with_a_result(app_url, browser, tmp_path):
-    page = _open(browser, app_url)
+@pytest.fixture(scope="module")
+def layout_url(tmp_path_factory, tiny_benchmark):
+    """A fresh app for the layout tests. Gradio reads its upload folder (GRADIO_TEMP_DIR,
+    which each app sets to its own) when it checks an input file, so a page that posts an
+    example back must belong to the app built last."""
+    import app
+
+    weights = shared_tiny_weights(tmp_path_factory, tiny_benchmark)
+    settings = tiny_app_settings(tmp_path_factory.mktemp("layout_app"), tiny_benchmark, weights)
+    demo = app.build_app(settings)
+    yield launch_in_process(demo, settings)
+    demo.close()
+
+
+def test_the_reconstruct_tab_shows_outputs_only_with_a_result(layout_url, browser, tmp_path):
+    page = _open(browser, layout_url)
     try:
         page.locator("#examples .caption-label").first.wait_for()
         # before a result: a short hint, no empty viewers, images or file boxes
         assert page.locator("#no-result").is_visible()
-        assert page.locator("#result").count() == 0 or not page.locator("#result").is_visible()
-        assert page.locator("#viewer").count() == 0 and page.locator("#gt-viewer").count() == 0
+        for hidden in ("#result", "#viewer", "#gt-box", "#gt-viewer", "#compare-clustering"):
+            assert not page.locator(hidden).is_visible(), hidden  # mounted, not shown
         assert page.locator("#compare-views canvas").count() == 0
-        assert not page.locator("#compare-clustering").is_visible()
         height = page.evaluate("document.body.scrollHeight")
         assert height < 1700, height  # was 2,503 px of empty placeholders at 1400 x 1100
         # every example says what it is
@@ -454,6 +467,8 @@ def test_the_reconstruct_tab_shows_outputs_only_with_a_result(app_url, browser, 
         page.locator("#stats").get_by_text("faces").wait_for()
         assert page.locator("#result").is_visible() and not page.locator("#no-result").is_visible()
         page.locator("#gt-box").get_by_text("F@1% =").wait_for()
+        page.locator("#gt-viewer canvas").wait_for()  # the ground truth is drawn
+        page.wait_for_selector("#viewer canvas")
         # a bad file: its reason in words, no traceback anywhere on the page
         bad = tmp_path / "notes.png"
         bad.write_text("not an image")
@@ -465,8 +480,8 @@ def test_the_reconstruct_tab_shows_outputs_only_with_a_result(app_url, browser, 
         page.close()
 
 
-def test_the_about_tab_has_no_stray_blockquote_and_its_figures_show_every_tick(app_url, browser):
-    page = _open(browser, app_url)
+def test_the_about_tab_has_no_stray_blockquote_and_its_figures_show_every_tick(layout_url, browser):
+    page = _open(browser, layout_url)
     try:
         # the check below can see a label badge: the input image has one
         label = page.locator('#input-image [data-testid="block-label"]')
