@@ -77,20 +77,22 @@ def _with_mean_row(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_figures(service: Any, folder: str | os.PathLike) -> dict[str, Path]:
-    """Per-class bars ("per_class") and per-item ECDFs ("distributions", the recognition
-    baselines dashed) of the headline score of every visible entry, as PNGs in `folder`."""
+    """Per-class bars ("per_class") and per-item ECDFs ("distributions") of the headline
+    score of every visible entry, as PNGs in `folder`: recognition baselines dashed (bars
+    hatched "//"), references dotted (".."), submissions solid."""
+    from leaderboard import views
     from leaderboard.figures import ecdf_figure, per_class_figure, save_png
 
     label = service.headline_label
     folder = Path(folder)
-    baselines = set(service.reference_names())
+    entries = service.entries()
+    baselines = {e.name for e in entries if e.kind_label == views.RECOGNITION}
+    references = {e.name for e in entries if e.kind_label == views.REFERENCE}
+    bars = per_class_figure(service.per_class_table(), label, baselines, references)
+    curves = ecdf_figure(service.distributions(), baselines, label, references)
     return {
-        "per_class": save_png(
-            per_class_figure(service.per_class_table(), label), folder / "per_class.png"
-        ),
-        "distributions": save_png(
-            ecdf_figure(service.distributions(), baselines, label), folder / "distributions.png"
-        ),
+        "per_class": save_png(bars, folder / "per_class.png"),
+        "distributions": save_png(curves, folder / "distributions.png"),
     }
 
 

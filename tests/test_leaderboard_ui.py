@@ -454,3 +454,45 @@ def test_end_to_end_with_real_scoring_on_the_tiny_benchmark(
     finally:
         demo.close()
         service.close()
+
+
+def test_report_figures_tell_kinds_apart(tmp_path: Path, tiny_benchmark: Path, monkeypatch) -> None:
+    """`leaderboard report --figures`: recognition baselines dashed, the other seeded methods
+    dotted as references, submissions solid (not every seeded entry a baseline)."""
+    from board_helpers import SUBMISSION, populate
+    from leaderboard_fakes import fake_open, fake_score
+
+    import leaderboard.figures as figures
+    from leaderboard.report import write_figures
+    from leaderboard.seed import BASELINE_NAMES
+    from leaderboard.settings import LeaderboardSettings
+    from svr.data.layout import Benchmark
+
+    seen: dict[str, tuple[set, set]] = {}
+    real_ecdf, real_bars = figures.ecdf_figure, figures.per_class_figure
+
+    def ecdf(dist, baselines, label, references=()):
+        seen["ecdf"] = (set(baselines), set(references))
+        return real_ecdf(dist, baselines, label, references)
+
+    def bars(frame, label, baselines=(), references=()):
+        seen["bars"] = (set(baselines), set(references))
+        return real_bars(frame, label, baselines, references)
+
+    monkeypatch.setattr(figures, "ecdf_figure", ecdf)
+    monkeypatch.setattr(figures, "per_class_figure", bars)
+    ids = [i.item_id for i in Benchmark(tiny_benchmark).items("test")]
+    settings = LeaderboardSettings(home=tmp_path / "home", poll_interval_s=0.05)
+    service = LeaderboardService(settings, tiny_benchmark, score_fn=fake_score,
+                                 open_fn=fake_open)  # fmt: skip
+    try:
+        populate(service, ids, tmp_path)
+        written = write_figures(service, tmp_path / "figures")
+    finally:
+        service.close()
+    recognition = {BASELINE_NAMES["clustering"], BASELINE_NAMES["retrieval"]}
+    references = {BASELINE_NAMES[k] for k in BASELINE_NAMES} - recognition
+    assert seen["ecdf"] == seen["bars"] == (recognition, references)
+    assert SUBMISSION not in seen["ecdf"][0] | seen["ecdf"][1]
+    for path in written.values():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
