@@ -237,10 +237,14 @@ def compare_note(item_id: str | None) -> str:
 
 
 def methods_markdown(methods: list[MethodInfo]) -> str:
-    """One bullet per method: name, kind, description, weights status."""
+    """One bullet per method: name, kind, description, weights status (no server path)."""
     if not methods:
         return "No reconstruction methods are registered."
-    return "\n".join(f"- {m.line}" for m in methods)
+    lines = []
+    for m in methods:
+        missing = "" if m.has_weights else f" **No weights for {m.name} yet.**"
+        lines.append(f"- **{m.name}** ({m.kind}): {m.description}{missing}")
+    return "\n".join(lines)
 
 
 def after_models_load(selector: str, settle_ms: int = 2000) -> str:

@@ -68,7 +68,7 @@ from svr.presentation import (
 )
 from svr.report import MethodReport
 from svr.settings import REPO_ROOT, Settings
-from svr.status import StatusSource, panel_html
+from svr.status import StatusSource, panel_html, public_text
 from svr.viewpoint import viewer_camera
 
 __all__ = [
@@ -207,9 +207,10 @@ def session_cleanup(ctx: DemoContext):
 
 
 def _error(exc: Exception | str) -> gr.Error:
-    """A user's error for the page, logged as one line (Gradio prints no traceback)."""
+    """A user's error for the page (no server path), logged as one line (Gradio prints no
+    traceback)."""
     logger.info("refused: %s", exc)
-    return gr.Error(str(exc), print_exception=False)
+    return gr.Error(public_text(str(exc)), print_exception=False)
 
 
 def _camera_again(camera: tuple[float, float, float | None]) -> gr.Model3D:

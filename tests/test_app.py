@@ -20,6 +20,8 @@ from svr.export import MESH_GREY
 
 gradio_client = pytest.importorskip("gradio_client")
 
+REPO_ROOT_PHOTO = Path(__file__).resolve().parents[1] / "assets" / "examples" / "photo_chair.jpg"
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_benchmark):
@@ -316,3 +318,18 @@ def test_the_console_says_what_it_loads_and_refuses_user_errors_in_one_line(
     assert "Traceback" not in text
     refused = [line for line in lines if "refused:" in line]
     assert len(refused) == 2 and "not an image" in refused[0] and "no image given" in refused[1]
+
+
+def test_the_page_names_no_server_folder_for_missing_weights(pinned_client, tmp_path):
+    """The methods list and the refusal for a method without weights name no folder."""
+    from svr.presentation import methods_markdown
+    from svr.store import ModelStore
+
+    text = methods_markdown(ModelStore(tmp_path / "no-weights").methods())
+    assert "No weights for occupancy yet" in text and str(tmp_path) not in text
+    assert not re.search(r"/\w", text)
+    with pytest.raises(Exception, match="no weights for occupancy yet") as refused:
+        pinned_client.predict(
+            gradio_client.handle_file(str(REPO_ROOT_PHOTO)), "occupancy", api_name="/reconstruct"
+        )
+    assert not re.search(r"/\w", str(refused.value)), refused.value
