@@ -92,8 +92,12 @@ def use_oauth(on_space: bool, oauth_configured: bool = True) -> bool:
     return True
 
 
-def _error(exc: Exception, service: LeaderboardService) -> gr.Error:
-    """The gr.Error shown for `exc`, with no server path in it."""
+def _error(
+    exc: Exception, service: LeaderboardService, user_error: bool = True
+) -> gr.Error:
+    """The gr.Error shown for `exc`, with no server path in it. A user's error is logged
+    as one line and Gradio prints no traceback for it; an internal one keeps its traceback
+    (logged by the caller)."""
     if isinstance(exc, ServiceError):
         message = exc.reason
         if exc.details:
@@ -102,7 +106,10 @@ def _error(exc: Exception, service: LeaderboardService) -> gr.Error:
         message = str(exc.message)
     else:
         message = str(exc)
-    return gr.Error(service.public_message(message), duration=None)
+    text = service.public_message(message)
+    if user_error:
+        logger.info("refused: %s", text.splitlines()[0] if text else "")
+    return gr.Error(text, duration=None, print_exception=False)
 
 
 def _guard(service: LeaderboardService) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -119,8 +126,9 @@ def _guard(service: LeaderboardService) -> Callable[[Callable[..., Any]], Callab
             except Exception as exc:
                 logger.exception("handler %s failed", fn.__name__)
                 raise _error(
-                    RuntimeError(f"internal error ({type(exc).__name__}: {exc})"), service
-                ) from None
+                    RuntimeError(f"internal error ({type(exc).__name__}: {exc})"), service,
+                    user_error=False,
+                ) from None  # fmt: skip
 
         return wrapper
 

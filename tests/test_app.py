@@ -304,8 +304,14 @@ def test_the_console_says_what_it_loads_and_refuses_user_errors_in_one_line(
             )
         with pytest.raises(Exception, match="no image given"):
             client.predict(None, "clustering", api_name="/reconstruct")
+        bad_archive = tmp_path / "predictions.zip"
+        bad_archive.write_text("not an archive")
+        with pytest.raises(Exception, match="archive"):  # the Submit tab: a user error too
+            client.predict(
+                gradio_client.handle_file(str(bad_archive)), "{}", "alice", api_name="/submit"
+            )
         deadline = time.time() + 20
-        while time.time() < deadline and log.read_text().count("refused:") < 2:
+        while time.time() < deadline and log.read_text().count("refused:") < 3:
             time.sleep(0.2)
     finally:
         stop_app(proc)
@@ -317,7 +323,7 @@ def test_the_console_says_what_it_loads_and_refuses_user_errors_in_one_line(
     assert "setup plugin" not in text and "alembic" not in text
     assert "Traceback" not in text
     refused = [line for line in lines if "refused:" in line]
-    assert len(refused) == 2 and "not an image" in refused[0] and "no image given" in refused[1]
+    assert len(refused) == 3 and "not an image" in refused[0] and "no image given" in refused[1]
 
 
 def test_the_page_names_no_server_folder_for_missing_weights(pinned_client, tmp_path):
