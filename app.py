@@ -68,11 +68,10 @@ def _seed_step(settings: Settings, service: Any, problems: list[Problem]) -> Ste
     all); a method that could not be submitted becomes a `Problem` in `problems`."""
 
     def run(progress):
-        from leaderboard.seed import BASELINE_NAMES, SEED_ORDER, seed_baselines
+        from leaderboard.seed import BASELINE_NAMES, seed_baselines, seed_order
         from svr.models import REGISTRY
 
-        rank = {name: i for i, name in enumerate(SEED_ORDER)}
-        names = sorted(REGISTRY, key=lambda name: rank.get(name, len(rank)))  # quickest first
+        names = seed_order(REGISTRY)  # quickest first
         for index, name in enumerate(names):
             display = BASELINE_NAMES.get(name, name)
             progress(index, len(names), f"{display}: predicting the test split")
