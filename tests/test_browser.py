@@ -382,10 +382,15 @@ def test_the_colour_toggle_re_exports_the_last_result(truth_page, tiny_benchmark
     import urllib.request
 
     page, truth = truth_page
+    # the page is shared by this module's tests: an earlier test's result (whose stats also
+    # say "coloured from the photo") would otherwise be read before this run's arrives
+    page.reload()
+    page.wait_for_selector("#input-image")
     _upload_view(page, truth, Benchmark(tiny_benchmark), VIEWPOINT_ITEMS[0], tmp_path)
+    link = page.locator('#viewer a[data-testid="model3d-download-link"]')
+    assert link.count() == 0, "a fresh page shows no result"
     page.click("#run")
     page.locator("#stats").get_by_text("coloured from the photo").wait_for()
-    link = page.locator('#viewer a[data-testid="model3d-download-link"]')
 
     def shown_colours() -> int:
         glb = tmp_path / "toggle.glb"
