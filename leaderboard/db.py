@@ -18,6 +18,9 @@ Tables:
 - `score_shards`: the shards of a large submission being scored by several workers
   (revision 0004; see `leaderboard.shards`).
 
+Revision 0005 adds `submissions.upload_name`, the file name the archive was uploaded as
+(NULL for rows made before it, and when the uploader gave none).
+
 PostgreSQL (`postgresql+psycopg://...`, psycopg 3) is tested as well as SQLite; its pooled
 connections are checked before use (`pool_pre_ping`), so a restarted server costs no request.
 """
@@ -176,6 +179,9 @@ class Submission(Base):
     submitter_key: Mapped[str | None] = mapped_column(String(400), index=True, nullable=True)
     quota_key: Mapped[str | None] = mapped_column(String(400), index=True, nullable=True)
     content_sha256: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    # Revision 0005: the archive's file name as uploaded (`identity.clean_upload_name`),
+    # shown instead of the stored archive's hash name.
+    upload_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     __table_args__ = (Index("ix_submissions_status_id", "status", "id"),)
 

@@ -23,6 +23,9 @@ normal form, so that `ALICE`, `аlice` (Cyrillic а) and `ａｌｉｃｅ` (full
   #2`, `Occupancy network v3` all reduce to the reserved name they imitate).
 - `claims`: words that claim a status only maintainers give (verified, official, baseline,
   ...), found in the letters of the name key, so homoglyph spellings are found too.
+- `clean_upload_name`: the name an archive was uploaded as, for display only: its last path
+  component, with the characters `check_text` refuses removed (not refused: the upload is
+  named by the user's file system, not typed), trimmed and bounded.
 
 The TR39 prototypes come from the confusables table of the `confusable-homoglyphs` package
 (Unicode's confusables.txt as JSON), read once on first use.
@@ -41,12 +44,14 @@ from leaderboard.errors import ServiceError
 __all__ = [
     "check_text",
     "clean_name",
+    "clean_upload_name",
     "name_key",
     "quota_key",
     "method_core",
     "claims",
     "skeleton",
     "CLAIM_WORDS",
+    "UPLOAD_NAME_MAX",
 ]
 
 # Invisible characters that are not in a "C*" category (letters or marks that render as
@@ -71,6 +76,7 @@ _ALNUM_RUN = re.compile(r"[^\W_]+")
 _PLUS_TAG = re.compile(r"\+[^@\s]*")
 _TRAILING_NUMBER = re.compile(r"\d+\Z")
 _TRAILING_VERSION = re.compile(r"(?:v|ver|version)?\d+\Z")
+UPLOAD_NAME_MAX = 120
 
 
 def check_text(text: str, field: str, multiline: bool = False) -> None:
@@ -83,7 +89,7 @@ def check_text(text: str, field: str, multiline: bool = False) -> None:
         if multiline and char in "\n\t":
             continue
         code = ord(char)
-        if unicodedata.category(char) in _REFUSED_CATEGORIES or code in _INVISIBLE:
+        if _invisible(char):
             category = unicodedata.category(char)
             name = unicodedata.name(char, "") or _UNNAMED.get(category, "unassigned")
             raise ServiceError(
@@ -103,6 +109,22 @@ def clean_name(text: str | None, field: str, max_length: int) -> str:
     if name and not _ALNUM_RUN.search(name_key(name)):
         raise ServiceError(f"the {field} needs at least one letter or digit")
     return name
+
+
+def _invisible(char: str) -> bool:
+    """Whether `check_text` refuses `char` (control, format or another invisible one)."""
+    return unicodedata.category(char) in _REFUSED_CATEGORIES or ord(char) in _INVISIBLE
+
+
+def clean_upload_name(text: str | None, max_length: int = UPLOAD_NAME_MAX) -> str | None:
+    """The file name an archive was uploaded as, fit to display: the part after the last `/`
+    or `\\`, without the characters `check_text` refuses (NUL, U+202E RIGHT-TO-LEFT
+    OVERRIDE, zero-width characters, ...), white space trimmed, at most `max_length`
+    characters; None when nothing is left (or only `.` / `..`)."""
+    base = re.split(r"[/\\]", text or "")[-1]
+    name = "".join(c for c in base if not _invisible(c)).strip()
+    name = name[:max_length].rstrip()
+    return None if name in ("", ".", "..") else name
 
 
 @functools.cache

@@ -96,7 +96,7 @@ class ReadsMixin(RankingMixin):
         the queue, items done of total), the score and a link to the leaderboard row of a
         finished one, the reason of a failed one with what to do. `uploads`: public id ->
         the archive's file name as submitted (this browser session's), shown instead of the
-        stored archive's name. Empty for a name that is not valid, and, where keys are
+        stored archive's name where the row has no `upload_name` of its own. Empty for a name that is not valid, and, where keys are
         required, without the name's key."""
         from leaderboard.admission import Submitter
         from leaderboard.keys import check_key
@@ -352,7 +352,8 @@ def name_as_submitted(text: str, upload_name: str | None = None) -> str:
     """`text` with the stored archive's name (its SHA-256 and extension, which the server
     names it by) replaced by `upload_name`, the name it was submitted as (default: "the
     archive")."""
-    return _STORED_NAME.sub(upload_name or "the archive", text)
+    shown = upload_name or "the archive"
+    return _STORED_NAME.sub(lambda _: shown, text)  # a function: `\` in a name is literal
 
 
 def _items(row: Submission) -> str:
@@ -374,10 +375,12 @@ def summary_row(
     """One row of `views.submissions_frame`: the public id; for maintainers (`admin`) the
     internal id, the public id and the submitter's name. `clean` is applied to the reason
     (e.g. `public_message`), where the stored archive's name (its SHA-256) becomes
-    `upload_name` (the name as submitted) or "the archive". For a submitter: `position` in
-    the scoring queue, and whether the entry is `listed` on the leaderboard (its score and
-    a link to its row, `?entry=<id>`)."""
+    the name as submitted (the row's stored `upload_name`, else `upload_name`, this browser
+    session's memory of it for rows made before revision 0005) or "the archive". For a
+    submitter: `position` in the scoring queue, and whether the entry is `listed` on the
+    leaderboard (its score and a link to its row, `?entry=<id>`)."""
     flags = [f for f in ("baseline", "verified", "hidden", "deleted") if getattr(row, f)]
+    upload_name = row.upload_name or upload_name
     if row.status == Status.SCORING and row.progress_total:
         progress = _items(row) + (f" (queue position {position})" if position else "")
     elif row.status == Status.QUEUED:

@@ -82,6 +82,7 @@ class SubmissionsMixin(AdmissionMixin):
         filename: str | None = None,
         key: str | None = None,
         client: str | None = None,
+        upload_name: str | None = None,
     ) -> int:
         """Store, validate and queue a submission archive; returns its (internal) id.
 
@@ -97,6 +98,10 @@ class SubmissionsMixin(AdmissionMixin):
             filename: the original file name, if `archive_path` lost it.
             key: the submitter's key (checked when SVR_REQUIRE_KEYS is on, off a Space).
             client: the client's address (refusals are rate-limited per address too).
+            upload_name: the file name the archive was uploaded as (e.g. "my_preds.zip"),
+                stored cleaned (`identity.clean_upload_name`: base name, no control or
+                format characters, at most 120 characters) and shown instead of the stored
+                archive's hash name, also after a reload.
 
         Users see the submission's `public_id` (`public_id(sid)`), never this id.
 
@@ -106,9 +111,10 @@ class SubmissionsMixin(AdmissionMixin):
             SubmissionRejected: refused from validation on (recorded as a failed
                 submission whose archive is deleted).
         """
+        upload = identity.clean_upload_name(upload_name)
         if baseline:
             return self._submit(archive_path, metadata, Submitter.parse(submitter), True,
-                                filename, key)  # fmt: skip
+                                filename, key, upload)  # fmt: skip
         who: Submitter | None = None
         self._check_refusals(None, client)
         try:
@@ -120,7 +126,7 @@ class SubmissionsMixin(AdmissionMixin):
             raise exc from None
         try:
             self._check_address(client)
-            sid = self._submit(archive_path, metadata, who, False, filename, key)
+            sid = self._submit(archive_path, metadata, who, False, filename, key, upload)
         except ServiceError:
             self._refused(who, client)
             raise
@@ -129,9 +135,9 @@ class SubmissionsMixin(AdmissionMixin):
 
     def _submit(
         self, archive_path: str | Path, metadata: dict[str, Any], who: Submitter,
-        baseline: bool, filename: str | None, key: str | None,
+        baseline: bool, filename: str | None, key: str | None, upload_name: str | None = None,
     ) -> int:  # fmt: skip
-        """`submit` once the refusal rate limit let it through."""
+        """`submit` once the refusal rate limit let it through (`upload_name` cleaned)."""
         from leaderboard.validation import Manifest, SubmissionError
 
         benchmark = self.benchmark
@@ -173,7 +179,7 @@ class SubmissionsMixin(AdmissionMixin):
                     archive_sha256=stored.sha256, archive_size=stored.size, archive_ext=ext,
                     protocol_id=self.protocol.identifier,
                     benchmark_id=benchmark.meta.identifier, baseline=baseline,
-                    coverage={}, overall={}, manifest={},
+                    coverage={}, overall={}, manifest={}, upload_name=upload_name,
                 )  # fmt: skip
                 session.add(row)
                 session.commit()

@@ -40,6 +40,7 @@ import gradio as gr
 import pandas as pd
 
 from leaderboard.exports import ExportFolder
+from leaderboard.identity import clean_upload_name
 from leaderboard.reads import name_as_submitted
 from leaderboard.service import (
     ADMIN_ACTIONS,
@@ -239,11 +240,12 @@ def _submit_tab(service: LeaderboardService) -> None:
 
     uploads: dict[str, dict[str, str]] = {}  # browser session -> public id -> upload name
 
-    def remember(request: gr.Request | None, public_id: str | None, archive: str) -> str:
-        """Keep the archive's name as submitted for this session's "My submissions"."""
-        upload_name = Path(archive).name
+    def remember(request: gr.Request | None, public_id: str | None, archive: str) -> str | None:
+        """Keep the archive's name as submitted (cleaned) for this session's "My submissions"
+        (rows since revision 0005 store it too: `upload_name`; this covers older ones)."""
+        upload_name = clean_upload_name(archive)
         session = getattr(request, "session_hash", None)
-        if session and public_id:
+        if session and public_id and upload_name:
             if session not in uploads and len(uploads) >= _SESSIONS_KEPT:
                 uploads.pop(next(iter(uploads)))  # the oldest session
             uploads.setdefault(session, {})[public_id] = upload_name
@@ -266,7 +268,11 @@ def _submit_tab(service: LeaderboardService) -> None:
             raise gr.Error("metadata must be a JSON object")
         try:
             client = _client(request, settings.on_space)
-            sid = service.submit(archive, metadata, who(name, profile), key=key, client=client)
+            submitter = who(name, profile)
+            original = Path(archive).name  # Gradio's temporary file keeps the upload's name
+            sid = service.submit(
+                archive, metadata, submitter, key=key, client=client, upload_name=original
+            )
             return service.public_id(sid)
         except SubmissionRejected as exc:
             upload_name = remember(request, exc.public_id, archive)
@@ -291,7 +297,10 @@ def _submit_tab(service: LeaderboardService) -> None:
             raise gr.Error("upload an archive first")
         try:
             client = _client(request, settings.on_space)
-            sid = service.submit(archive, metadata, submitter, key=key, client=client)
+            original = Path(archive).name
+            sid = service.submit(
+                archive, metadata, submitter, key=key, client=client, upload_name=original
+            )
             public = service.public_id(sid)
             remember(request, public, archive)
             message = (

@@ -31,7 +31,7 @@ from leaderboard.db import (
 from leaderboard.settings import LeaderboardSettings
 from leaderboard.storage import ArchiveStore, archive_extension, sha256_file
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 def _submission(**kw: object) -> Submission:
@@ -159,6 +159,47 @@ def test_upgrade_from_0002_backfills_identities_and_downgrade_keeps_results(
     upgrade(engine)  # and up again to the newest revision
     assert current_revision(engine) == HEAD
     assert "score_shards" in inspect(engine).get_table_names()
+    engine.dispose()
+
+
+def test_upgrade_from_0004_adds_the_upload_name_and_downgrade_keeps_results(
+    database_url: str,
+) -> None:
+    from alembic import command
+
+    from leaderboard.db import alembic_config
+
+    engine = make_engine(database_url)
+    upgrade(engine, "0004")
+    columns = {c["name"] for c in inspect(engine).get_columns("submissions")}
+    assert "upload_name" not in columns and "public_id" in columns
+    sid = _insert_old_submission(engine, "kept", "alice")
+    upgrade(engine)
+    assert current_revision(engine) == HEAD
+    factory = make_session_factory(engine)
+    with factory() as session:
+        row = session.get(Submission, sid)
+        assert row is not None and row.method == "kept" and row.upload_name is None
+        row.upload_name = "é" * 200  # the column holds the longest name the model allows
+        session.add(_submission(method="new", archive_sha256="b" * 64, upload_name="p.zip"))
+        session.commit()
+    with factory() as session:
+        names = dict(session.execute(select(Submission.method, Submission.upload_name)).all())
+    assert names == {"kept": "é" * 200, "new": "p.zip"}
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+    assert current_revision(engine) == "0004"
+    columns = {c["name"] for c in inspect(engine).get_columns("submissions")}
+    assert "upload_name" not in columns and "public_id" in columns
+    with engine.connect() as conn:  # rows and their results survive the way down
+        assert conn.execute(text("SELECT COUNT(*) FROM submissions")).scalar() == 2
+        assert conn.execute(text("SELECT COUNT(*) FROM class_results")).scalar() == 1
+    upgrade(engine)  # and up again: the column is back, empty
+    assert current_revision(engine) == HEAD
+    with factory() as session:
+        assert session.scalars(select(Submission.upload_name)).all() == [None, None]
     engine.dispose()
 
 

@@ -308,11 +308,12 @@ def test_a_rejected_archive_shows_its_name_and_what_to_do(
         assert row["Status"] == "failed" and row["Method"] == "my predictions.zip"
         assert "my predictions.zip" in row["Reason"] and "What to do" in row["Reason"]
         assert not re.search(r"[0-9a-f]{64}", row["Reason"])
-        # Another browser session (or after a reload) does not know the upload's name, but
-        # never shows the stored archive's hash name or "(unnamed)" either.
+        # Another browser session (or after a reload) reads the upload's name from the
+        # database (revision 0005), never the stored archive's hash name or "(unnamed)".
         other = fns["mine"][0]("eve", "", None, gr.Request(session_hash="page-2")).iloc[0]
-        assert other["Method"] == "(no method name; .zip archive)"
-        assert "the archive" in other["Reason"] and not re.search(r"[0-9a-f]{64}", other["Reason"])
+        assert other["Method"] == "my predictions.zip"
+        assert "my predictions.zip" in other["Reason"]
+        assert not re.search(r"[0-9a-f]{64}", other["Reason"])
     finally:
         service.close()
 
