@@ -44,18 +44,22 @@ class ReadsMixin(RankingMixin):
         cannot be enumerated), or an internal id (an int, for maintainers and tests).
         Without `actor` (from `authorize`): a deleted submission does not exist; a hidden
         one shows its status without scores; scores of an entry that lacks test items
-        (scored before partial submissions were refused) are not shown. ServiceError if
+        (scored before partial submissions were refused) are not shown. In the reason and
+        details the stored archive's name reads as the name it was uploaded as. ServiceError if
         there is no such submission."""
         with self.factory() as session:
             row = self._row_for(session, submission_id)
             if row is None or (row.deleted and not actor):
                 raise ServiceError(f"no submission {submission_id}")
+            shown = row.upload_name  # the stored archive's hash name is never shown
             out: dict[str, Any] = {
                 "id": row.public_id,
                 "method": row.method,
                 "status": row.status,
-                "reason": self.public_message(row.reason or ""),
-                "details": [self.public_message(d) for d in row.details or []],
+                "reason": name_as_submitted(self.public_message(row.reason or ""), shown),
+                "details": [
+                    name_as_submitted(self.public_message(d), shown) for d in row.details or []
+                ],
                 "progress": {"done": row.progress_done, "total": row.progress_total},
                 "created_at": row.created_at.isoformat(),
                 "finished_at": row.finished_at.isoformat() if row.finished_at else None,

@@ -70,6 +70,11 @@ def test_a_refused_archive_keeps_its_upload_name_across_a_restart(
         # The stored name wins over a session's memory of another one.
         other = service.submissions_of("eve", uploads={public: "older.zip"}).iloc[0]
         assert other["Method"] == "my preds.zip"
+        # The status endpoint names it so too, in its reason and its details.
+        status = service.status(public)
+        status = [status["reason"], *status["details"]]
+        assert any("my preds.zip" in text for text in status)
+        assert not any(_HASH.search(text) for text in status)
     finally:
         service.close()
 
