@@ -1,10 +1,13 @@
 """Reconstruct one image from the command line.
 
     python -m svr.reconstruct [--model NAME|all] [--weights DIR] IMAGE --out FILE.{glb,obj,ply}
-                              [--json REPORT.json] [--color]
+                              [--json REPORT.json] [--color] [--as-is]
 
-IMAGE is an RGBA PNG with a transparent background (as the benchmark's views); an image
-without alpha is used as it is (background removal lives in `svr.preprocess`). `--model`
+IMAGE is prepared as the app prepares an upload (`svr.preprocess.preprocess`): the object is
+masked (by the alpha channel, else by GrabCut seeded from the border, so a photo on its own
+background works), centred and scaled to the app's foreground ratio; `--as-is` feeds the
+image unchanged instead (composited on white), as `reconstruct_items` feeds a benchmark's
+own views. `--model`
 defaults to the demo's default method (`svr.store.DEFAULT_METHOD`); `--model all` runs every
 demo method and writes `FILE_<method>.<ext>` for each (methods without weights are reported
 and skipped). The default weights folder is `<models dir>/<name>/` (`--models DIR`, else
@@ -15,7 +18,7 @@ object frame (+y up, front towards +z, unit cube); the format follows the extens
 the camera estimate (azimuth, elevation in degrees; null when the method has none) and the
 files written: `{"image": ..., "results": [svr.report.MethodReport.to_dict(), ...]}`.
 `--color` colours the mesh from the image where the estimated camera sees it
-(`svr.colorize`; needs a transparent background to find the object).
+(`svr.colorize`; with `--as-is` it needs a transparent background to find the object).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from svr.report import MethodReport
 from svr.types import Prediction
 from svr.viewpoint import ViewEstimate
 
-__all__ = ["ALL", "read_image", "reconstruct_file", "reconstruct_methods", "main"]
+__all__ = ["ALL", "read_image", "prepare_image", "reconstruct_file", "reconstruct_methods", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,18 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             return np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"cannot read {path} as an image: {exc}") from None
+
+
+def prepare_image(path: str | os.PathLike, as_is: bool = False) -> np.ndarray:
+    """The network input of an image file: uint8 RGBA (137, 137, 4) masked and centred as the
+    app prepares an upload, or with `as_is` the file's pixels unchanged (`read_image`).
+
+    Raises ValueError (`svr.preprocess.ImageInputError`) for an image without an object."""
+    if as_is:
+        return read_image(path)
+    from svr.preprocess import preprocess
+
+    return np.asarray(preprocess(Path(path)).image)
 
 
 def _check_out(out: Path) -> str:
@@ -135,14 +150,16 @@ def reconstruct_file(
     weights: str | os.PathLike | None = None,
     device: str | None = None,
     color: bool = False,
+    as_is: bool = False,
 ) -> Prediction:
-    """Reconstruct `image` with the saved method and write the mesh to `out` (.glb/.obj/.ply),
-    coloured from the image when `color`. Returns the Prediction."""
+    """Reconstruct `image` (prepared by `prepare_image`) with the saved method and write the
+    mesh to `out` (.glb/.obj/.ply), coloured from the image when `color`. Returns the
+    Prediction."""
     out = Path(out)
     _check_out(out)
     weights = weights if weights is not None else _models_dir(None) / model_name
     model = _load(model_name, weights, device)
-    return _reconstruct_one(model, read_image(image), out, str(image), color)[0]
+    return _reconstruct_one(model, prepare_image(image, as_is), out, str(image), color)[0]
 
 
 def _out_for(out: Path, name: str, several: bool) -> Path:
@@ -157,16 +174,18 @@ def reconstruct_methods(
     weights: str | os.PathLike | None = None,
     device: str | None = None,
     color: bool = False,
+    as_is: bool = False,
 ) -> list[MethodReport]:
     """Reconstruct `image` with each method in `names` and write `out` (one method) or
     `<out stem>_<method><ext>` (several). A method without weights, or one that gives an
     empty shape, gets a report with its error; a bad image or output name raises ValueError.
-    `weights` (one method only) overrides `<models_dir>/<name>`."""
+    `weights` (one method only) overrides `<models_dir>/<name>`; `as_is`: see
+    `prepare_image`."""
     out = Path(out)
     _check_out(out)
     if weights is not None and len(names) != 1:
         raise ValueError("--weights names one method's folder: use --models DIR with --model all")
-    array = read_image(image)
+    array = prepare_image(image, as_is)
     root = _models_dir(models_dir)
     several = len(names) > 1
     reports = []
@@ -201,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m svr.reconstruct", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("image", help="RGBA PNG (or any image Pillow reads)")
+    parser.add_argument("image", help="a photo or an RGBA PNG (any image Pillow reads)")
     parser.add_argument(
         "--model",
         default=DEFAULT_METHOD,
@@ -215,15 +234,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="mesh to write: .glb, .obj or .ply")
     parser.add_argument("--json", default=None, help="write the report here ('-': stdout)")
     parser.add_argument(
-        "--color", action="store_true", help="colour the mesh from the image (needs alpha)"
+        "--color", action="store_true", help="colour the mesh from the image where it is seen"
     )
+    parser.add_argument(
+        "--as-is", action="store_true",
+        help="feed the image unchanged (no masking or centring), as benchmark views are fed",
+    )  # fmt: skip
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     names = _demo_methods() if args.model == ALL else [args.model]
     try:
         reports = reconstruct_methods(
-            names, args.image, args.out, args.models, args.weights, args.device, args.color
+            names, args.image, args.out, args.models, args.weights, args.device, args.color,
+            args.as_is,
         )
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

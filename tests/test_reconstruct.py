@@ -90,3 +90,47 @@ def test_bad_requests_exit_2_with_a_reason(weights, view, tmp_path, capsys):
     assert "no saved model folder" in capsys.readouterr().err
     assert _run(view, "--model", "all", "--models", tmp_path / "none", "--out", out) == 2
     assert not out.exists()
+
+
+def test_a_photo_is_masked_and_centred_as_the_app_does_unless_as_is(
+    weights, view, tmp_path, capsys
+):
+    """A JPEG on a coloured, noisy background (no alpha): by default the CLI feeds the
+    network what the app would (svr.preprocess), with --as-is the raw pixels."""
+    from PIL import Image
+
+    from svr.models import load_model
+    from svr.preprocess import preprocess
+
+    rgba = np.asarray(Image.open(view).convert("RGBA")).astype(np.float32)
+    rng = np.random.default_rng(0)
+    h, w = rgba.shape[:2]
+    ramp = np.linspace(0, 1, w, dtype=np.float32)[None, :, None]
+    backdrop = np.array([70, 120, 200], np.float32) * (0.6 + 0.4 * ramp)
+    backdrop = backdrop + rng.normal(0, 6, (h, w, 3))
+    alpha = rgba[..., 3:] / 255.0
+    photo = rgba[..., :3] * alpha + backdrop * (1 - alpha)
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)).save(path, quality=92)
+
+    model = load_model("clustering", weights / "clustering", device="cpu")
+    as_app = model.reconstruct([np.asarray(preprocess(path).image)])[0]
+    raw = model.reconstruct([np.asarray(Image.open(path).convert("RGB"))])[0]
+    # the two inputs differ enough for the tiny classifier to tell them apart
+    assert as_app.info["class_probability"] != raw.info["class_probability"]
+    for extra, expected in (([], as_app), (["--as-is"], raw)):
+        report = tmp_path / f"r{len(extra)}.json"
+        out = tmp_path / f"s{len(extra)}.glb"
+        args = [path, "--model", "clustering", "--models", weights, "--out", out]
+        assert _run(*args, "--json", report, *extra) == 0
+        (result,) = json.loads(report.read_text())["results"]
+        assert result["predicted_class"] == expected.info["predicted_class"]
+        assert result["class_probability"] == pytest.approx(
+            expected.info["class_probability"], abs=1e-3
+        )
+    # colouring needs no transparent background once the photo is masked
+    out, report = tmp_path / "coloured.glb", tmp_path / "coloured.json"
+    args = [path, "--model", "voxel", "--models", weights, "--out", out, "--color"]
+    assert _run(*args, "--json", report) == 0
+    (result,) = json.loads(report.read_text())["results"]
+    assert result["colored"] is True and 0 < result["colored_share"] < 1
