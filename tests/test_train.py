@@ -198,12 +198,17 @@ def test_reconstruct_cli_accepts_rgb_and_rejects_bad_input(trained, tmp_path, ca
     rgb = tmp_path / "photo.jpg"
     Image.fromarray(np.full((40, 50, 3), 128, np.uint8)).save(rgb)
     ply = tmp_path / "o.ply"
-    assert _reconstruct_clustering(trained, rgb, ply) == 0
+    # prepared as the app prepares a photo, a flat image holds no object to reconstruct
+    assert _reconstruct_clustering(trained, rgb, ply) == 2
+    assert "single colour" in capsys.readouterr().err and not ply.exists()
+    weights = str(trained["clustering"])
+    args = ["--model", "clustering", "--weights", weights, str(rgb), "--out", str(ply)]
+    assert reconstruct.main([*args, "--as-is"]) == 0  # fed unchanged, as benchmark views
     assert len(trimesh.load(ply, force="mesh").faces) > 0
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     assert _reconstruct_clustering(trained, bad, tmp_path / "o.obj") == 2
-    assert "cannot read" in capsys.readouterr().err
+    assert "not an image Pillow can read" in capsys.readouterr().err
     assert _reconstruct_clustering(trained, rgb, tmp_path / "o.stl") == 2
     assert (
         reconstruct.main(["--model", "oracle_nn", str(rgb), "--out", str(tmp_path / "o.obj")]) == 2
