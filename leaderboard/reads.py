@@ -100,8 +100,8 @@ class ReadsMixin(RankingMixin):
         the queue, items done of total), the score and a link to the leaderboard row of a
         finished one, the reason of a failed one with what to do. `uploads`: public id ->
         the archive's file name as submitted (this browser session's), shown instead of the
-        stored archive's name where the row has no `upload_name` of its own. Empty for a name that is not valid, and, where keys are
-        required, without the name's key."""
+        stored archive's name where the row has no `upload_name` of its own. Empty for a
+        name that is not valid, and, where keys are required, without the name's key."""
         from leaderboard.admission import Submitter
         from leaderboard.keys import check_key
 

@@ -33,7 +33,6 @@ import functools
 import json
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -268,10 +267,9 @@ def _submit_tab(service: LeaderboardService) -> None:
             raise gr.Error("metadata must be a JSON object")
         try:
             client = _client(request, settings.on_space)
-            submitter = who(name, profile)
-            original = Path(archive).name  # Gradio's temporary file keeps the upload's name
+            # Gradio's temporary file keeps the upload's name; `submit` keeps its base name
             sid = service.submit(
-                archive, metadata, submitter, key=key, client=client, upload_name=original
+                archive, metadata, who(name, profile), key=key, client=client, upload_name=archive
             )
             return service.public_id(sid)
         except SubmissionRejected as exc:
@@ -297,9 +295,8 @@ def _submit_tab(service: LeaderboardService) -> None:
             raise gr.Error("upload an archive first")
         try:
             client = _client(request, settings.on_space)
-            original = Path(archive).name
             sid = service.submit(
-                archive, metadata, submitter, key=key, client=client, upload_name=original
+                archive, metadata, submitter, key=key, client=client, upload_name=archive
             )
             public = service.public_id(sid)
             remember(request, public, archive)
