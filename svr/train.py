@@ -2,7 +2,8 @@
 
     python -m svr.train METHOD --data DIR --out DIR [--epochs N] [--batch-size N] [--seed N]
                                [--max-minutes M] [--max-items N] [--val-items N]
-                               [--pool POOL] [--init-encoder DIR] [--device cpu|cuda]
+                               [--pool POOL] [--init DIR] [--init-encoder DIR]
+                               [--device cpu|cuda]
                                [--build PRESET] [--pool-views V] [--workers N]
 
 With `--build PRESET` a missing `--data` benchmark is built first, and with `--pool` a
@@ -110,8 +111,9 @@ def _config_for(
     batch_size: int | None,
     seed: int,
     overrides: dict[str, Any] | None,
+    base: Any = None,
 ) -> Any:
-    config = cls.config_class()
+    config = cls.config_class() if base is None else base
     changes: dict[str, Any] = dict(overrides or {})
     if epochs is not None:
         changes["epochs"] = epochs
@@ -147,6 +149,7 @@ def train(
     pool: str | os.PathLike | None = None,
     resume: bool = False,
     checkpoint_minutes: float = 10.0,
+    init: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Train `method` on the train split of the benchmark at `data`, save it to `out`.
 
@@ -172,12 +175,17 @@ def train(
             training) when it is a checkpoint of the same run (method, config, data); the
             time budget then counts the earlier runs' time too. The checkpoint is removed once
             the model is saved.
+        init: a saved model folder of the same method to fine-tune: its config is this run's
+            starting config (`epochs`, `batch_size` and `config_overrides` change it) and its
+            weights initialise every tensor of the same name; modules it lacks (e.g. the class
+            and camera heads, `view_heads=true`, of older weights) start fresh.
     """
     start = time.perf_counter()
     torch.set_num_threads(threads)
     seed_everything(seed)
     cls = model_class(method)
-    config = _config_for(cls, epochs, batch_size, seed, config_overrides)
+    base = None if init is None else _saved_config(cls, init)
+    config = _config_for(cls, epochs, batch_size, seed, config_overrides, base)
     bench = Benchmark(data)
     dev = torch.device(device) if device is not None else default_device()
     fields = cls.target_fields
@@ -198,6 +206,8 @@ def train(
         load_pool(photo_pool, train_data)
     load_seconds = time.perf_counter() - start
     model = cls(config).to(dev)
+    if init is not None:
+        copy_weights(model, init)
     if init_encoder is not None:
         copy_encoder(model, init_encoder)
     model.prepare(train_data, progress=progress)
@@ -324,6 +334,8 @@ def train(
     }
     if max_items is not None:
         info["max_items"] = max_items
+    if init is not None:
+        info["initialised_from"] = _describe_model(init)
     if init_encoder is not None:
         info["encoder_initialised_from"] = _describe_model(init_encoder)
     if photo_pool is not None:
@@ -347,6 +359,45 @@ def _run_fingerprint(model: ReconstructionModel, data: Any, batch_size: int) -> 
         sort_keys=True, default=str,
     )  # fmt: skip
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _saved_config(cls: type[ReconstructionModel], source: str | os.PathLike) -> Any:
+    """The config of the saved `cls` model folder `source`; ValueError for another method."""
+    import json
+
+    from svr.models.base import _config_from_dict
+
+    folder = resolve_pretrained_path(source)
+    payload = json.loads((folder / CONFIG_FILE).read_text())
+    if payload.get("method") != cls.name:
+        raise ValueError(
+            f"--init {folder} holds a {payload.get('method')!r} model; fine-tuning needs a "
+            f"{cls.name!r} one (use --init-encoder to take only an image encoder)"
+        )
+    return _config_from_dict(cls.config_class, payload["config"])
+
+
+def copy_weights(model: ReconstructionModel, source: str | os.PathLike) -> int:
+    """Load every tensor of the saved model folder `source` into the same-named tensor of
+    `model`; only the class and camera heads (`view.`) may be missing on either side.
+    Returns the number of tensors copied.
+
+    Raises ValueError when a tensor's shape differs or other tensors are missing."""
+    folder = resolve_pretrained_path(source)
+    state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    own = model.state_dict()
+    wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    missing = [k for k in set(own) ^ set(state) if not k.startswith("view.")]
+    if wrong or missing:
+        names = sorted(wrong or missing)
+        raise ValueError(
+            f"the weights at {folder} do not fit this {model.name} model "
+            f"({'other shapes' if wrong else 'missing tensors'}: {', '.join(names[:3])}); "
+            "keep the saved config's architecture fields"
+        )
+    shared = {k: v for k, v in state.items() if k in own}
+    model.load_state_dict(shared, strict=False)
+    return len(shared)
 
 
 def copy_encoder(model: ReconstructionModel, source: str | os.PathLike) -> None:
@@ -447,6 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
+        "--init", default=None, metavar="DIR",
+        help="saved model folder of the same method to fine-tune (its config and weights)",
+    )  # fmt: skip
+    parser.add_argument(
         "--init-encoder",
         default=None,
         metavar="DIR",
@@ -483,7 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        defaults = model_class(args.method).config_class()
+        cls = model_class(args.method)
+        defaults = cls.config_class() if args.init is None else _saved_config(cls, args.init)
         size = dict(args.overrides).get("image_size", getattr(defaults, "image_size", 128))
         prepare_data(args.data, args.build, args.pool, args.pool_views, args.workers, size)
         result = train(
@@ -504,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
             pool=args.pool,
             resume=args.resume,
             checkpoint_minutes=args.checkpoint_minutes,
+            init=args.init,
         )
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -21,7 +21,6 @@ from svr.models.heads import (
     azimuth_bins,
     elevation_bins,
 )
-from svr.settings import REPO_ROOT
 
 SMALL = {"channels": (8, 16), "code_dim": 16, "image_size": 32, "batch_size": 8}
 OVERRIDES = {
@@ -99,11 +98,18 @@ def test_every_method_learns_and_reports_class_and_camera(name: str, tiny_benchm
 
 
 def test_weights_saved_before_the_heads_load_without_them(tmp_path: Path) -> None:
-    shipped = REPO_ROOT / "assets" / "models" / "voxel"
-    config = json.loads((shipped / "config.json").read_text())["config"]
-    if "view_heads" in config:
-        pytest.skip("the shipped voxel weights already have heads")
-    model = load_model("voxel", shipped, device="cpu")
-    assert model.view is None and model.config.view_heads is False
-    (pred,) = model.reconstruct(torch.rand(1, 3, 64, 64))
+    """A folder written before the heads existed (no `view_heads` in config.json, no `view.`
+    tensors) loads as a headless model that reports no class."""
+    cls = REGISTRY["voxel"]
+    model = cls(cls.config_class(**SMALL, **OVERRIDES["voxel"], view_heads=False))
+    folder = model.save_pretrained(tmp_path / "legacy")
+    payload = json.loads((folder / "config.json").read_text())
+    del payload["config"]["view_heads"]
+    (folder / "config.json").write_text(json.dumps(payload))
+    assert not any(k.startswith("view.") for k in torch.load(folder / "model.pt"))
+    loaded = load_model("voxel", folder, device="cpu")
+    assert loaded.view is None and loaded.config.view_heads is False
+    (pred,) = loaded.reconstruct(torch.rand(1, 3, 32, 32))
     assert "predicted_class" not in pred.info
+    assert pred.mesh is not None
+

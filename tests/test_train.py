@@ -239,6 +239,44 @@ def test_init_encoder_copies_a_trained_encoder_and_refuses_another_architecture(
     assert not (tmp_path / "bad").exists()
 
 
+def test_init_fine_tunes_a_saved_model_and_adds_fresh_heads(
+    trained, tiny_benchmark, tmp_path, capsys
+):
+    """--init starts from the saved config and weights; heads the saved model lacks start
+    fresh; another method or another architecture is refused with a clear error."""
+    source = trained["atlas"]
+    headless = train.train(
+        "atlas", tiny_benchmark, tmp_path / "old", epochs=0, val_items=0,
+        config_overrides={"view_heads": False}, init=source,
+    ).model  # fmt: skip
+    assert headless.view is None
+    saved = torch.load(source / "model.pt", weights_only=True)
+    code = train.main(
+        ["atlas", "--data", str(tiny_benchmark), "--out", str(tmp_path / "new"), "--init",
+         str(tmp_path / "old"), "--epochs", "0", "--val-items", "0", "--set", "view_heads=true"]
+    )  # fmt: skip
+    assert code == 0
+    tuned = json.loads((tmp_path / "new" / "config.json").read_text())
+    assert tuned["config"]["n_patches"] == 2 and tuned["config"]["hidden"] == 16  # not defaults
+    assert tuned["training"]["initialised_from"].startswith("atlas (svr-procedural")
+    weights = torch.load(tmp_path / "new" / "model.pt", weights_only=True)
+    body = [k for k in weights if not k.startswith("view.")]
+    assert body and all(torch.equal(weights[k], saved[k]) for k in body)
+    heads = [k for k in weights if k.startswith("view.")]
+    assert heads and not any(torch.equal(weights[k], saved[k]) for k in heads)  # fresh
+    capsys.readouterr()
+    assert train.main(
+        ["voxel", "--data", str(tiny_benchmark), "--out", str(tmp_path / "x"), "--init", str(source)]
+    ) == 2  # fmt: skip
+    assert "holds a 'atlas' model" in capsys.readouterr().err
+    assert train.main(
+        ["atlas", "--data", str(tiny_benchmark), "--out", str(tmp_path / "y"), "--init",
+         str(source), "--set", "hidden=8"]
+    ) == 2  # fmt: skip
+    assert "do not fit this atlas model (other shapes" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
 def test_a_killed_run_resumes_to_the_same_weights(tiny_benchmark, tmp_path, monkeypatch):
     from svr.data.dataset import TrainingData
 
