@@ -362,19 +362,12 @@ def _run_fingerprint(model: ReconstructionModel, data: Any, batch_size: int) -> 
 
 
 def _saved_config(cls: type[ReconstructionModel], source: str | os.PathLike) -> Any:
-    """The config of the saved `cls` model folder `source`; ValueError for another method."""
-    import json
-
-    from svr.models.base import _config_from_dict
-
-    folder = resolve_pretrained_path(source)
-    payload = json.loads((folder / CONFIG_FILE).read_text())
-    if payload.get("method") != cls.name:
-        raise ValueError(
-            f"--init {folder} holds a {payload.get('method')!r} model; fine-tuning needs a "
-            f"{cls.name!r} one (use --init-encoder to take only an image encoder)"
-        )
-    return _config_from_dict(cls.config_class, payload["config"])
+    """The config of the saved `cls` model folder `source` (`--init`); ValueError for another
+    method's folder or an unsupported format."""
+    try:
+        return cls.read_saved_config(resolve_pretrained_path(source))[0]
+    except ValueError as exc:
+        raise ValueError(f"--init: {exc} (--init-encoder takes only an image encoder)") from None
 
 
 def copy_weights(model: ReconstructionModel, source: str | os.PathLike) -> int:

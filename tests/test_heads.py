@@ -112,4 +112,3 @@ def test_weights_saved_before_the_heads_load_without_them(tmp_path: Path) -> Non
     (pred,) = loaded.reconstruct(torch.rand(1, 3, 32, 32))
     assert "predicted_class" not in pred.info
     assert pred.mesh is not None
-

@@ -310,6 +310,18 @@ class ReconstructionModel(nn.Module):
         return d
 
     @classmethod
+    def read_saved_config(cls, folder: Path) -> tuple[Any, dict[str, Any]]:
+        """(config, config.json payload) of a folder written by `save_pretrained`.
+
+        Raises ValueError for another method's folder or an unsupported format."""
+        payload = json.loads((folder / CONFIG_FILE).read_text())
+        if payload.get("method") != cls.name:
+            raise ValueError(f"{folder} holds a {payload.get('method')!r} model, not {cls.name!r}")
+        if payload.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{folder}: unsupported model format {payload.get('format_version')}")
+        return _config_from_dict(cls.config_class, payload["config"]), payload
+
+    @classmethod
     def from_pretrained(
         cls,
         path_or_repo_id: str | os.PathLike,
@@ -320,12 +332,8 @@ class ReconstructionModel(nn.Module):
         local_files_only=False). The model is put in eval mode on `device` (default: cuda if
         available, else cpu)."""
         folder = resolve_pretrained_path(path_or_repo_id, local_files_only)
-        payload = json.loads((folder / CONFIG_FILE).read_text())
-        if payload.get("method") != cls.name:
-            raise ValueError(f"{folder} holds a {payload.get('method')!r} model, not {cls.name!r}")
-        if payload.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{folder}: unsupported model format {payload.get('format_version')}")
-        model = cls(_config_from_dict(cls.config_class, payload["config"]))
+        config, payload = cls.read_saved_config(folder)
+        model = cls(config)
         state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
         with np.load(folder / ARRAYS_FILE, allow_pickle=False) as arrays:
