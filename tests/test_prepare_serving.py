@@ -44,7 +44,7 @@ SERVING_FILES = {
     "normals.npy",
     "views",
 }
-REFERENCE_FILES = {"mesh.ply", "voxels_32.bits.npy", "voxels_128.bits.npy"}
+REFERENCE_FILES = {"mesh.ply", "voxels_32.bits.npy"}  # the 128^3 grid is voxelised when asked
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +189,7 @@ def test_oracle_on_a_serving_build_needs_and_then_uses_the_reference_shapes(
     copy = tmp_path / "bench"
     shutil.copytree(serving, copy)
     bench = Benchmark(copy)
-    items = bench.items("test")[:3]
+    items = bench.items("test")[::4][:4]  # views of more than one shape
     with pytest.raises(ValueError, match="add-train --benchmark .* --reference"):
         _oracle().reconstruct_items(bench, items)
     assert not training_split_ready(copy, "reference")
@@ -205,11 +205,17 @@ def test_oracle_on_a_serving_build_needs_and_then_uses_the_reference_shapes(
         assert {p.name for p in folder.iterdir()} == REFERENCE_FILES
         full = ref.path(tiny_benchmark)  # the same shapes as the full build's training split
         assert (folder / "mesh.ply").read_bytes() == (full / "mesh.ply").read_bytes()
-        assert np.array_equal(load_voxels(folder, 128), np.load(full / "voxels_128.npy"))
+        assert np.array_equal(load_voxels(folder, 32), np.load(full / "voxels_32.npy"))
     assert not [p for p in copy.iterdir() if p.name.startswith(".")]  # no staging left
     on_serving = _oracle().reconstruct_items(Benchmark(copy), items)
     on_full = _oracle().reconstruct_items(Benchmark(tiny_benchmark), items)
     assert [p.info for p in on_serving] == [p.info for p in on_full]
+    # the 128^3 answer voxelised from the reference mesh (float32 PLY vertices) is the full
+    # build's grid (voxelised from float64 vertices) up to a voxel whose centre lies within
+    # 1e-8 of a face: 1 voxel in 1 of 520 shapes measured
+    for lazy, stored in zip(on_serving, on_full):
+        assert lazy.occupancy.shape == (128, 128, 128) and lazy.occupancy.any()
+        assert np.count_nonzero(lazy.occupancy != stored.occupancy) <= 2
     # asked again: nothing is built
     stamp = (copy / "benchmark.json").stat().st_mtime_ns
     add_training_split(copy, "reference", workers=1, **QUIET)

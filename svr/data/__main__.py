@@ -174,7 +174,7 @@ def make_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("add-train", help="add the training split to a serving build")
     t.add_argument("--benchmark", type=Path, required=True)
     t.add_argument(
-        "--reference", action="store_true", help="Oracle NN's database only (mesh and grids)"
+        "--reference", action="store_true", help="Oracle NN's database only (mesh and 32^3 grid)"
     )
     t.add_argument("--workers", type=_positive, default=2)
     t.set_defaults(handler=_cmd_add_train)

@@ -27,7 +27,7 @@ file (what training reads). `content="serving"` builds what the app serves, firs
 compactly: the test split, then the validation split, as "serving" folders (grids
 bit-packed, the protocol's 10,000 surface samples, no occupancy samples, views rendered as
 in a full build), and no training split. `add_training_split` adds the training split to a
-built benchmark later: as "reference" folders (mesh and grids, no views: what Oracle NN
+built benchmark later: as "reference" folders (mesh and 32^3 grid, no views: what Oracle NN
 reads at inference) or in full (when training asks for it). Shapes and images are the same
 in every content: only which files are kept differs.
 """
@@ -594,7 +594,7 @@ def add_training_split(
     """Build the training split of the procedural benchmark at `root` (a serving build, or one
     whose training split holds references only) in place, and return the updated metadata.
 
-    contents: "reference" (mesh and packed grids per shape, no views: what Oracle NN reads)
+    contents: "reference" (mesh and packed 32^3 grid per shape, no views: what Oracle NN reads)
     or "full" (every file, what training reads). The shapes are those `build_benchmark` gives
     (same preset, seed and frame), built into a staging folder under `root` and moved onto
     `root/train` at the end; `benchmark.json` is rewritten last (its identifier, which covers

@@ -20,7 +20,8 @@ instead hold `voxels_<R>.bits.npy`, the grid bit-packed: uint8 (R, R, R / 8) =
 only what its use reads: "serving" (test and validation) keeps the mesh, both grids and the
 `SERVING_POINTS` surface samples the scoring protocol reads (the protocol's own subsample of
 the 100,000, in order, so scores are unchanged) and no occupancy samples; "reference"
-(training shapes for Oracle NN) keeps the mesh and the grids only. Readers accept both
+(training shapes for Oracle NN) keeps the mesh and the 32^3 grid only (the 128^3 grid, most
+of a shape's build time, is voxelised from the mesh for the shapes Oracle NN answers with). Readers accept both
 forms in any folder, so benchmarks written before format 2 load as they did.
 """
 
@@ -70,7 +71,7 @@ N_SURFACE_POINTS = 100_000
 N_OCCUPANCY_POINTS = 100_000
 GRID_RESOLUTIONS = (32, 128)
 # What a ground-truth folder holds: "full" (training: everything), "serving" (test / val:
-# what scoring and the demo read) or "reference" (mesh and grids: Oracle NN's database).
+# what scoring and the demo read) or "reference" (mesh and 32^3 grid: Oracle NN's database).
 GT_CONTENTS = ("full", "serving", "reference")
 SERVING_POINTS = 10_000  # the scoring protocol's sample count (svr.evaluation.Protocol)
 
@@ -166,12 +167,13 @@ class GroundTruth:
     mesh: watertight, normalised; voxels_32 / voxels_128: bool (R, R, R) axes (x, y, z);
     points / normals: float32 (N, 3) surface samples; occ_points float32 (M, 3) with
     occ_labels bool (M,) for implicit models. Read from a compact folder, what it does not
-    keep is None (occupancy in "serving", points, normals and occupancy in "reference").
+    keep is None (occupancy in "serving"; the 128^3 grid, points, normals and occupancy in
+    "reference").
     """
 
     mesh: trimesh.Trimesh
     voxels_32: np.ndarray
-    voxels_128: np.ndarray
+    voxels_128: np.ndarray | None
     points: np.ndarray | None
     normals: np.ndarray | None
     occ_points: np.ndarray | None
@@ -204,15 +206,15 @@ def compute_ground_truth(mesh: trimesh.Trimesh, seed: int, contents: str = "full
 
     contents (GT_CONTENTS): "full" computes everything; "serving" skips the occupancy labels
     and keeps the scoring protocol's subsample of the surface points (`serving_subsample`),
-    the same points a full folder gives the protocol; "reference" computes the grids only.
+    the same points a full folder gives the protocol; "reference" computes the 32^3 grid only.
     """
     if contents not in GT_CONTENTS:
         raise ValueError(f"contents must be one of {GT_CONTENTS}, got {contents!r}")
     v, f = mesh.vertices, mesh.faces
     vox32 = voxelize_mesh(v, f, 32)
-    vox128 = voxelize_mesh(v, f, 128)
     if contents == "reference":
-        return GroundTruth(mesh, vox32, vox128, None, None, None, None)
+        return GroundTruth(mesh, vox32, None, None, None, None, None)
+    vox128 = voxelize_mesh(v, f, 128)
     points64, normals64, _ = sample_surface(v, f, N_SURFACE_POINTS, seed)
     points, normals = points64.astype(np.float32), normals64.astype(np.float32)
     if contents == "serving":
@@ -263,7 +265,7 @@ def write_ground_truth(
 
     contents: "full" writes every field; "serving" skips the occupancy samples and stores the
     points and normals as given (the builder passes the protocol's subsample); "reference"
-    writes the mesh and the grids only. packed: grids as `voxels_<R>.bits.npy` (see the
+    writes the mesh and the 32^3 grid (and a 128^3 grid if one is given). packed: grids as `voxels_<R>.bits.npy` (see the
     module docstring) instead of bool `voxels_<R>.npy`; compact contents always pack.
     """
     if contents not in GT_CONTENTS:
@@ -274,6 +276,8 @@ def write_ground_truth(
     with atomic_path(d / "mesh.ply") as tmp:
         tmp.write_bytes(trimesh.exchange.ply.export_ply(gt.mesh, encoding="binary"))
     for resolution, grid in ((32, gt.voxels_32), (128, gt.voxels_128)):
+        if grid is None and resolution == 128 and contents == "reference":
+            continue
         grid = np.asarray(grid, dtype=bool)
         if grid.shape != (resolution,) * 3:
             raise ValueError(
@@ -350,7 +354,7 @@ def load_ground_truth(directory: str | os.PathLike, with_mesh: bool = True) -> G
     return GroundTruth(
         mesh=mesh,  # type: ignore[arg-type]
         voxels_32=load_voxels(d, 32),
-        voxels_128=load_voxels(d, 128),
+        voxels_128=load_voxels(d, 128) if has_voxels(d, 128) else None,
         points=_optional(d / "points.npy"),
         normals=_optional(d / "normals.npy"),
         occ_points=occ_points,
