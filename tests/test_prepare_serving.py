@@ -213,7 +213,7 @@ def test_oracle_on_a_serving_build_needs_and_then_uses_the_reference_shapes(
     # the 128^3 answer voxelised from the reference mesh (float32 PLY vertices) is the full
     # build's grid (voxelised from float64 vertices) up to a voxel whose centre lies within
     # 1e-8 of a face: 1 voxel in 1 of 520 shapes measured
-    for lazy, stored in zip(on_serving, on_full):
+    for lazy, stored in zip(on_serving, on_full, strict=True):
         assert lazy.occupancy.shape == (128, 128, 128) and lazy.occupancy.any()
         assert np.count_nonzero(lazy.occupancy != stored.occupancy) <= 2
     # asked again: nothing is built
