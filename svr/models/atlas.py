@@ -132,7 +132,7 @@ class AtlasNet(ReconstructionModel):
         base = grid_faces(n)
         faces = np.concatenate([base + p * n * n for p in range(k)])
         out = []
-        for p, view in zip(pts, self.view_info(code), strict=True):
+        for p, view in zip(pts, self.view_info(code, self.mirrored_code(x)), strict=True):
             verts = p.reshape(-1, 3)
             mesh = trimesh.Trimesh(verts, faces, process=False)
             info = {**view, "patches": k}

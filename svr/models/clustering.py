@@ -35,7 +35,7 @@ from torch import nn
 from svr.classes import CLASS_NAMES
 from svr.data.dataset import Batch, TrainingData, pack_grids, unpack_grids
 from svr.geometry import grid_to_mesh
-from svr.models.base import ReconstructionModel
+from svr.models.base import ReconstructionModel, mirror_softmax
 from svr.models.encoder import EncoderConfig, ImageEncoder
 from svr.models.heads import camera_only
 from svr.types import Prediction
@@ -235,6 +235,7 @@ class Clustering(ReconstructionModel):
     config_class = ClusteringConfig
     target_fields = ("vox32",)
     representation = "voxels"
+    mirror_answers = True
 
     def __init__(self, config: ClusteringConfig):
         super().__init__(config)
@@ -296,11 +297,11 @@ class Clustering(ReconstructionModel):
         return self._mesh_cache[c].copy()
 
     def predict_batch(self, x: torch.Tensor) -> list[Prediction]:
-        code = self.encoder(x)
-        probs = torch.softmax(self.head(code), dim=1).cpu().numpy()
+        code, mirrored = self.encoder(x), self.mirrored_code(x)
+        probs = mirror_softmax(self.head, code, mirrored).cpu().numpy()
         shares = self.class_counts / np.maximum(self.class_counts.sum(1, keepdims=True), 1)
         out = []
-        for p, view in zip(probs, self.view_info(code), strict=True):
+        for p, view in zip(probs, self.view_info(code, mirrored), strict=True):
             c = int(p.argmax())
             class_probs = p @ shares
             info: dict[str, Any] = {

@@ -20,13 +20,13 @@ from torch import nn
 __all__ = ["EncoderConfig", "LEGACY_FIELDS", "ResidualBlock", "ImageEncoder"]
 
 # The value of a field for a config.json written before the field existed.
-LEGACY_FIELDS: dict[str, object] = {"view_heads": False}
+LEGACY_FIELDS: dict[str, object] = {"view_heads": False, "mirror_average": False}
 
 
 @dataclass(frozen=True)
 class EncoderConfig:
     """Fields of every method with an image encoder: input size (pixels), encoder widths and
-    code size, the auxiliary class and camera heads, seed, and training (epochs, batch size,
+    code size, the auxiliary class and camera heads, mirror averaging at inference, seed, and training (epochs, batch size,
     Adam lr, weight decay). A method's config subclasses it, adds its own fields and
     redeclares a field to change its default. Weights saved before a field existed load with
     its `LEGACY_FIELDS` value."""
@@ -36,6 +36,9 @@ class EncoderConfig:
     code_dim: int = 256
     view_heads: bool = True  # class + camera heads on the code (`svr.models.heads`)
     view_weight: float = 0.2  # weight of their loss beside the method's own
+    # at inference, the class (and a recognition baseline's answer) from the image and its
+    # left-right mirror image, averaged (`ReconstructionModel.mirrored_code`)
+    mirror_average: bool = True
     seed: int = 0
     epochs: int = 10
     batch_size: int = 64

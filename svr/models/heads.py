@@ -93,11 +93,17 @@ class ViewHeads(nn.Module):
         return total
 
     @torch.no_grad()
-    def describe(self, code: torch.Tensor) -> list[dict[str, Any]]:
+    def describe(
+        self, code: torch.Tensor, mirrored: torch.Tensor | None = None
+    ) -> list[dict[str, Any]]:
         """Per image: predicted_class, class_probability, class_top3 [(name, p)], azimuth and
-        elevation (degrees), azimuth_probability (mass of the chosen bin and neighbours)."""
+        elevation (degrees), azimuth_probability (mass of the chosen bin and neighbours).
+        With the codes of the mirrored images, the class probabilities are the mean of both
+        (the camera is the image's own: a mirror image's azimuth is mirrored)."""
         cls, az, el = (t.float().cpu() for t in self(code))
         p_cls = torch.softmax(cls, 1)
+        if mirrored is not None:
+            p_cls = (p_cls + torch.softmax(self(mirrored)[0].float().cpu(), 1)) / 2
         p_az = torch.softmax(az, 1)
         p_el = torch.softmax(el, 1)
         el_centres = ELEVATION_RANGE[0] + _EL_STEP * (torch.arange(ELEVATION_BINS) + 0.5)

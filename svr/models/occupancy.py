@@ -144,7 +144,8 @@ class OccupancyNet(ReconstructionModel):
     def predict_batch(self, x: torch.Tensor) -> list[Prediction]:
         codes = self.encoder(x)
         out = []
-        for code, view in zip(codes, self.view_info(codes), strict=True):
+        views = self.view_info(codes, self.mirrored_code(x))
+        for code, view in zip(codes, views, strict=True):
             probs = torch.sigmoid(self.logit_grid(code)).cpu().numpy().astype(np.float32)
             out.append(
                 grid_prediction(

@@ -32,7 +32,7 @@ from svr.classes import CLASS_NAMES
 from svr.data.dataset import Batch, TrainingData, load_grids, unpack_grids
 from svr.data.layout import has_voxels, load_voxels
 from svr.geometry import grid_to_mesh, voxelize_mesh
-from svr.models.base import ReconstructionModel
+from svr.models.base import ReconstructionModel, mirror_softmax
 from svr.models.clustering import cluster_shapes
 from svr.models.encoder import EncoderConfig, ImageEncoder
 from svr.models.heads import camera_only
@@ -192,6 +192,7 @@ class MeanShape(ReconstructionModel):
     config_class = MeanShapeConfig
     target_fields = ("vox32",)
     representation = "voxels"
+    mirror_answers = True
 
     def __init__(self, config: MeanShapeConfig):
         super().__init__(config)
@@ -234,11 +235,11 @@ class MeanShape(ReconstructionModel):
         return self._mesh_cache[c].copy(), grid
 
     def predict_batch(self, x: torch.Tensor) -> list[Prediction]:
-        code = self.encoder(x)
-        probs = torch.softmax(self.head(code), 1).cpu().numpy()
+        code, mirrored = self.encoder(x), self.mirrored_code(x)
+        probs = mirror_softmax(self.head, code, mirrored).cpu().numpy()
         trained = self.class_sizes > 0
         out = []
-        for p, view in zip(probs, self.view_info(code), strict=True):
+        for p, view in zip(probs, self.view_info(code, mirrored), strict=True):
             p = np.where(trained, p, 0.0)  # never answer with a class that had no training shape
             c = int(p.argmax())
             mesh, grid = self.class_mesh(c)

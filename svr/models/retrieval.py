@@ -215,6 +215,7 @@ class Retrieval(ReconstructionModel):
     config_class = RetrievalConfig
     target_fields = ("vox32",)
     representation = "voxels"
+    mirror_answers = True
 
     def __init__(self, config: RetrievalConfig):
         super().__init__(config)
@@ -325,10 +326,17 @@ class Retrieval(ReconstructionModel):
         (B, k), embedding distances float32 (B, k)), nearest first, on the CPU."""
         if len(self.embedding) == 0:
             raise ValueError("this retrieval model has an empty database: train it first")
-        return self._nearest_codes(self.encoder(x), k)
+        return self._nearest_codes(self.encoder(x), k, self.mirrored_code(x))
 
-    def _nearest_codes(self, code: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        pred = self.head(code).cpu()
+    def _nearest_codes(
+        self, code: torch.Tensor, k: int, mirrored: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Nearest database rows of the predicted embedding (averaged with the mirrored
+        images' when given)."""
+        pred = self.head(code)
+        if mirrored is not None:
+            pred = (pred + self.head(mirrored)) / 2
+        pred = pred.cpu()
         d = torch.cdist(pred, torch.from_numpy(self.embedding))
         dist, rows = torch.topk(d, min(k, d.shape[1]), dim=1, largest=False)
         return rows, dist
@@ -338,11 +346,11 @@ class Retrieval(ReconstructionModel):
         return key.split("/")[1] if key.count("/") >= 2 else key
 
     def predict_batch(self, x: torch.Tensor) -> list[Prediction]:
-        code = self.encoder(x)
+        code, mirrored = self.encoder(x), self.mirrored_code(x)
         k = min(10, len(self.embedding))
-        rows, dist = self._nearest_codes(code, k)
+        rows, dist = self._nearest_codes(code, k, mirrored)
         out = []
-        for i, view in enumerate(self.view_info(code)):
+        for i, view in enumerate(self.view_info(code, mirrored)):
             row = int(rows[i, 0])
             mesh, grid = self.answer(row)
             # class probability: share of the k nearest database entries of the answer's class

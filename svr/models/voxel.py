@@ -98,5 +98,5 @@ class VoxelNet(ReconstructionModel):
                 self.config.threshold,
                 {**view, "occupied_share": float((p >= 0.5).mean())},
             )
-            for p, view in zip(probs, self.view_info(code), strict=True)
+            for p, view in zip(probs, self.view_info(code, self.mirrored_code(x)), strict=True)
         ]
