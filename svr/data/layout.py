@@ -21,8 +21,8 @@ only what its use reads: "serving" (test and validation) keeps the mesh, both gr
 `SERVING_POINTS` surface samples the scoring protocol reads (the protocol's own subsample of
 the 100,000, in order, so scores are unchanged) and no occupancy samples; "reference"
 (training shapes for Oracle NN) keeps the mesh and the 32^3 grid only (the 128^3 grid, most
-of a shape's build time, is voxelised from the mesh for the shapes Oracle NN answers with). Readers accept both
-forms in any folder, so benchmarks written before format 2 load as they did.
+of a shape's build time, is voxelised from the mesh for the shapes Oracle NN answers with).
+Readers accept both forms in any folder, so benchmarks written before format 2 load as they did.
 """
 
 from __future__ import annotations
@@ -265,8 +265,9 @@ def write_ground_truth(
 
     contents: "full" writes every field; "serving" skips the occupancy samples and stores the
     points and normals as given (the builder passes the protocol's subsample); "reference"
-    writes the mesh and the 32^3 grid (and a 128^3 grid if one is given). packed: grids as `voxels_<R>.bits.npy` (see the
-    module docstring) instead of bool `voxels_<R>.npy`; compact contents always pack.
+    writes the mesh and the 32^3 grid (and a 128^3 grid if one is given). packed: grids as
+    `voxels_<R>.bits.npy` (see the module docstring) instead of bool `voxels_<R>.npy`;
+    compact contents always pack.
     """
     if contents not in GT_CONTENTS:
         raise ValueError(f"contents must be one of {GT_CONTENTS}, got {contents!r}")
