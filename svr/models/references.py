@@ -5,9 +5,10 @@
   retrieval approach. It keeps only the list of training targets; at prediction time it reads
   their 32^3 grids (once) and the test ground truth from the benchmark, and answers with the
   chosen training shape's own mesh and 128^3 grid (voxelised from that mesh, once per shape
-  and call, where the folder keeps no 128^3 grid, as a "reference" training split does). Nothing is learnt, so on a benchmark whose
-  training split is not the one it was made on (another preset, e.g. `small` with the
-  shipped `default` oracle) its database is that benchmark's own training split.
+  and call, where the folder keeps no 128^3 grid, as a "reference" training split does).
+  Nothing is learnt, so on a benchmark whose training split is not the one it was made on
+  (another preset, e.g. `small` with the shipped `default` oracle) its database is that
+  benchmark's own training split.
 - `mean_shape` (a class prior): a small image classifier predicts the class; the answer is the
   class's mean training shape at 128^3 (from up to `members_per_class` members, thresholded at
   the mean-IoU-optimal value like the clustering baseline). It reads no ground truth at test
