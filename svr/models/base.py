@@ -102,16 +102,6 @@ def nonempty_threshold(values: np.ndarray, threshold: float) -> float:
     return float(np.partition(flat, flat.size - k)[flat.size - k])
 
 
-def mirror_softmax(
-    head: nn.Module, code: torch.Tensor, mirrored: torch.Tensor | None
-) -> torch.Tensor:
-    """softmax(head(code)) over dim 1, averaged with that of the `mirrored` codes if given."""
-    probs = torch.softmax(head(code), 1)
-    if mirrored is not None:
-        probs = (probs + torch.softmax(head(mirrored), 1)) / 2
-    return probs
-
-
 def grid_prediction(
     method: str, grid: np.ndarray, threshold: float = 0.5, info: dict[str, Any] | None = None
 ) -> Prediction:

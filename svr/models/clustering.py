@@ -35,9 +35,9 @@ from torch import nn
 from svr.classes import CLASS_NAMES
 from svr.data.dataset import Batch, TrainingData, pack_grids, unpack_grids
 from svr.geometry import grid_to_mesh
-from svr.models.base import ReconstructionModel, mirror_softmax
+from svr.models.base import ReconstructionModel
 from svr.models.encoder import EncoderConfig, ImageEncoder
-from svr.models.heads import camera_only
+from svr.models.heads import camera_only, mirror_softmax
 from svr.types import Prediction
 
 __all__ = ["ClusteringConfig", "Clustering", "kmeans", "best_threshold", "member_mean_shape"]

@@ -27,8 +27,8 @@ LEGACY_FIELDS: dict[str, object] = {"view_heads": False, "mirror_average": False
 class EncoderConfig:
     """Fields of every method with an image encoder: input size (pixels), encoder widths and
     code size, the auxiliary class and camera heads, mirror averaging at inference, seed, and
-    training (epochs, batch size, Adam lr, weight decay). A method's config subclasses it, adds its own fields and
-    redeclares a field to change its default. Weights saved before a field existed load with
+    training (epochs, batch size, Adam lr, weight decay). A method's config subclasses it, adds
+    its own fields and redeclares a field to change its default. Weights saved before a field existed load with
     its `LEGACY_FIELDS` value."""
 
     image_size: int = 128

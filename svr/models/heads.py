@@ -34,6 +34,7 @@ __all__ = [
     "azimuth_bins",
     "elevation_bins",
     "camera_only",
+    "mirror_softmax",
 ]
 
 AZIMUTH_BINS = 24
@@ -52,6 +53,16 @@ def elevation_bins(elevation: torch.Tensor) -> torch.Tensor:
     """Bin index int64 (B,) of elevations in degrees (clamped to ELEVATION_RANGE)."""
     index = torch.floor((elevation - ELEVATION_RANGE[0]) / _EL_STEP).to(torch.int64)
     return index.clamp(0, ELEVATION_BINS - 1)
+
+
+def mirror_softmax(
+    head: nn.Module, code: torch.Tensor, mirrored: torch.Tensor | None
+) -> torch.Tensor:
+    """softmax(head(code)) over dim 1, averaged with that of the `mirrored` codes if given."""
+    probs = torch.softmax(head(code), 1)
+    if mirrored is not None:
+        probs = (probs + torch.softmax(head(mirrored), 1)) / 2
+    return probs
 
 
 def camera_only(view: dict[str, Any]) -> dict[str, Any]:
@@ -100,10 +111,8 @@ class ViewHeads(nn.Module):
         elevation (degrees), azimuth_probability (mass of the chosen bin and neighbours).
         With the codes of the mirrored images, the class probabilities are the mean of both
         (the camera is the image's own: a mirror image's azimuth is mirrored)."""
-        cls, az, el = (t.float().cpu() for t in self(code))
-        p_cls = torch.softmax(cls, 1)
-        if mirrored is not None:
-            p_cls = (p_cls + torch.softmax(self(mirrored)[0].float().cpu(), 1)) / 2
+        p_cls = mirror_softmax(self.cls, code, mirrored).float().cpu()
+        az, el = (t.float().cpu() for t in (self.azimuth(code), self.elevation(code)))
         p_az = torch.softmax(az, 1)
         p_el = torch.softmax(el, 1)
         el_centres = ELEVATION_RANGE[0] + _EL_STEP * (torch.arange(ELEVATION_BINS) + 0.5)

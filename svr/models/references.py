@@ -33,10 +33,10 @@ from svr.classes import CLASS_NAMES
 from svr.data.dataset import Batch, TrainingData, load_grids, unpack_grids
 from svr.data.layout import has_voxels, load_voxels
 from svr.geometry import grid_to_mesh, voxelize_mesh
-from svr.models.base import ReconstructionModel, mirror_softmax
+from svr.models.base import ReconstructionModel
 from svr.models.clustering import cluster_shapes
 from svr.models.encoder import EncoderConfig, ImageEncoder
-from svr.models.heads import camera_only
+from svr.models.heads import camera_only, mirror_softmax
 from svr.models.retrieval import pairwise_iou
 from svr.types import Prediction
 
