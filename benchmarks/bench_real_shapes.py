@@ -55,6 +55,7 @@ from svr.generalisation import (  # noqa: E402
     RealRow,
     RealView,
     evaluate_real_views,
+    format_confusions,
     format_per_class,
     format_real_table,
     rotation_grid,
@@ -296,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     print(format_per_class(rows, "aligned"))
     print("\nF@1% best of grid per class\n")
     print(format_per_class(rows, "best"))
+    print("\nClasses named: right of the class's views, then the commonest wrong answer\n")
+    print(format_confusions(rows))
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -185,6 +185,7 @@ def score_submission(
     progress: Progress | None = None,
     time_limit_s: float | None = None,
     batch_size: int = 8,
+    prediction_cache: int = 64,
 ) -> SubmissionScores:
     """Score every test item of a parsed submission and aggregate.
 
@@ -196,6 +197,9 @@ def score_submission(
         progress: called with (items done, items total) after each batch.
         time_limit_s: raise ScoringTimeout when scoring runs longer (checked between batches).
         batch_size: items scored concurrently on the CPU (one prediction in memory each).
+        prediction_cache: distinct predictions whose surface samples and grids are kept
+            (`svr.predictions.PredictionCache`, about 0.8 MB each; 0: none): retrieval-style
+            entries answer many items with one shape. The scores are the same either way.
 
     Returns:
         SubmissionScores with per-item, per-class and overall scores and the coverage.
@@ -218,7 +222,10 @@ def score_submission(
             raise ValueError(
                 f"device {device!r} requested but torch sees no CUDA device; use 'cpu'"
             )
-    scorer = Scorer(protocol, None if device in (None, "cpu") else device, cache_size=8)
+    scorer = Scorer(
+        protocol, None if device in (None, "cpu") else device, cache_size=8,
+        prediction_cache=prediction_cache,
+    )  # fmt: skip
     if device == "cpu":
         scorer.device = None  # the exact CPU k-d tree even when a GPU exists
     gt_cache = _GroundTruthCache(benchmark)

@@ -37,6 +37,7 @@ import logging
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -69,6 +70,7 @@ __all__ = [
     "best_rotation_fscore",
     "fscore_within",
     "format_per_class",
+    "format_confusions",
     "evaluate_real_views",
     "format_photo_table",
     "format_real_table",
@@ -516,6 +518,7 @@ class RealRow:
     seconds: float = 0.0
     note: str = ""
     classes: list[str] = field(default_factory=list)
+    predicted: list[str | None] = field(default_factory=list)
 
     @property
     def items(self) -> int:
@@ -555,6 +558,7 @@ def evaluate_real_views(
         time.perf_counter() - t0,
         note,
         classes,
+        [p.info.get("predicted_class") for p in preds_info],
     )
 
 
@@ -616,4 +620,33 @@ def format_per_class(rows: Sequence[RealRow], value: str = "aligned") -> str:
         mask = np.array([k == c for k in classes])
         cells = " | ".join(f"{getattr(r, value)[mask].mean():.3f}" for r in rows)
         lines.append(f"| {c} | {int(mask.sum())} | {cells} |")
+    return "\n".join(lines)
+
+
+def format_confusions(rows: Sequence[RealRow]) -> str:
+    """Markdown table, per true class (rows) and method (columns) that reports a class: the
+    views named right of those of the class, then the commonest wrong answer with its count,
+    e.g. "3/8, rifle x4" (ties: the first in CLASS_NAMES order)."""
+    rows = [r for r in rows if any(p is not None for p in r.predicted)]
+    if not rows:
+        return ""
+    classes = rows[0].classes
+    present = [c for c in CLASS_NAMES if c in classes]
+    lines = [
+        "| class | " + " | ".join(r.method for r in rows) + " |",
+        "|---|" + "---|" * len(rows),
+    ]
+    for c in present:
+        cells = []
+        for r in rows:
+            said = [p for k, p in zip(r.classes, r.predicted, strict=True) if k == c]
+            right = sum(p == c for p in said)
+            wrong = Counter(p if p is not None else "none" for p in said if p != c)
+            cell = f"{right}/{len(said)}"
+            if wrong:
+                order = {n: i for i, n in enumerate((*CLASS_NAMES, "none"))}
+                top, count = min(wrong.items(), key=lambda kv: (-kv[1], order[kv[0]]))
+                cell += f", {top} x{count}"
+            cells.append(cell)
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

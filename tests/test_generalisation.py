@@ -30,12 +30,14 @@ from svr.evaluation import DEFAULT_PROTOCOL, Scorer
 from svr.generalisation import (
     F_PROTOCOL,
     AlignTarget,
+    RealRow,
     RealView,
     Surface,
     best_rotation_fscore,
     class_accuracy,
     evaluate_photo_test,
     evaluate_real_views,
+    format_confusions,
     format_photo_table,
     format_real_table,
     fscore_within,
@@ -229,6 +231,24 @@ def test_class_accuracy_reads_predicted_class_or_says_none() -> None:
     assert class_accuracy([pred({}), pred({})], ["car", "car"]) is None
     with pytest.raises(ValueError):
         class_accuracy(preds, ["car"])
+
+
+def test_confusions_count_right_answers_and_the_commonest_wrong_one() -> None:
+    def row(name, predicted):
+        n = len(predicted)
+        z = np.zeros(n)
+        classes = ["table"] * 4 + ["car"] * 2
+        return RealRow(name, None, z, z, z.astype(np.int64), classes=classes, predicted=predicted)
+
+    a = row("a", ["table", "rifle", "rifle", "bench", "car", "car"])
+    # a tie between bench and rifle goes to bench (CLASS_NAMES order); None is "none"
+    b = row("b", ["bench", "rifle", None, None, "car", "sofa"])
+    silent = row("sphere", [None] * 6)
+    table = format_confusions([a, b, silent]).splitlines()
+    assert table[0] == "| class | a | b |"
+    assert table[2] == "| car | 2/2 | 1/2, sofa x1 |"
+    assert table[3] == "| table | 1/4, rifle x2 | 0/4, none x2 |"
+    assert format_confusions([silent]) == ""
 
 
 # ------------------------------------------------------------------------------------------------

@@ -125,6 +125,17 @@ def test_voxel_iou_threshold_is_inclusive_and_float_grids(rng):
     assert voxel_iou(probs, truth, 0.3) == pytest.approx((a & b).sum() / (a | b).sum())
 
 
+def test_voxel_iou_bool_grids_at_every_threshold():
+    a = np.zeros((2, 2, 2), dtype=bool)
+    b = np.zeros((2, 2, 2), dtype=bool)
+    a[0] = True  # 4 voxels
+    b[:, 0] = True  # 4 voxels, overlap 2
+    for t in (1e-9, 0.5, 1.0):  # a bool grid is its own occupancy for t in (0, 1]
+        assert voxel_iou(a, b, threshold=t) == pytest.approx(2 / 6)
+    assert voxel_iou(a, b, threshold=0.0) == 1.0  # every voxel >= 0
+    assert math.isnan(voxel_iou(a, b, threshold=1.5))  # none >= 1.5
+
+
 def test_voxel_iou_rejects_shape_mismatch():
     with pytest.raises(ValueError, match="shapes differ"):
         voxel_iou(np.zeros((32, 32, 32)), np.zeros((64, 64, 64)))

@@ -139,8 +139,10 @@ def voxel_iou(pred: ArrayLike, gt: ArrayLike, threshold: float = 0.5) -> float:
     for arr, name in ((p, "pred"), (g, "gt")):
         if arr.dtype != bool and np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
             raise ValueError(f"{name} grid contains NaN values")
-    pa = p >= threshold
-    ga = g >= threshold
+    # a bool grid is its own occupancy at any threshold in (0, 1] (no float comparison)
+    as_is = 0.0 < threshold <= 1.0
+    pa = p if p.dtype == bool and as_is else p >= threshold
+    ga = g if g.dtype == bool and as_is else g >= threshold
     union = int(np.count_nonzero(pa | ga))
     if union == 0:
         return math.nan
