@@ -367,36 +367,33 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=3600.0)
     args = parser.parse_args()
+    if args.app_only and args.no_app:
+        parser.error("--app-only and --no-app exclude each other")
+    if args.preset == "default" and not args.app_only:
+        parser.error("--preset default needs --app-only (its full reference build takes 40 min)")
     work = args.work or Path(tempfile.mkdtemp(prefix="svr-first-start-"))
     if work.exists() and any(work.iterdir()):
         parser.error(f"{work} is not empty")
     work.mkdir(parents=True, exist_ok=True)
     from svr.models import REGISTRY
 
-    if args.app_only and args.no_app:
-        parser.error("--app-only and --no-app exclude each other")
-    if args.preset == "default" and not args.app_only:
-        parser.error("--preset default needs --app-only (its full reference build takes 40 min)")
     result: dict = {"load_average_start": os.getloadavg(), "cpus": os.cpu_count()}
-    if args.app_only:
-        result["app"] = measure_app(args.preset, args.workers, work, args.timeout, len(REGISTRY))
-        result["load_average_end"] = os.getloadavg()
-        text = json.dumps(result, indent=1, default=str)
-        (work / "first_start.json").write_text(text)
-        print(text)
-        return 0
-    result["builds"] = measure_builds(args.preset, args.workers, work)
-    shutil.rmtree(work / "serving")
+    if not args.app_only:
+        result["builds"] = measure_builds(args.preset, args.workers, work)
+        shutil.rmtree(work / "serving")
     result["app"] = (
         None
         if args.no_app
         else measure_app(args.preset, args.workers, work, args.timeout, len(REGISTRY))
     )
-    result["default_projection"] = project_default(result["builds"], result["app"], args.preset)
+    if not args.app_only:
+        result["default_projection"] = project_default(result["builds"], result["app"], args.preset)
     result["load_average_end"] = os.getloadavg()
     text = json.dumps(result, indent=1, default=str)
     (work / "first_start.json").write_text(text)
     print(text)
+    if args.app_only:
+        return 0
     b = result["builds"]["bytes_per_test_shape"]
     print(f"\nbytes per test shape: full {b['full']:,}, serving {b['serving']:,} "
           f"(ratio {b['ratio']}x, reference: the full build in this run)")  # fmt: skip

@@ -198,7 +198,7 @@ def score_submission(
         time_limit_s: raise ScoringTimeout when scoring runs longer (checked between batches).
         batch_size: items scored concurrently on the CPU (one prediction in memory each).
         prediction_cache: distinct predictions whose surface samples and grids are kept
-            (`svr.predictions.PredictionCache`, about 0.8 MB each; 0: none): retrieval-style
+            (`svr.predictions.PredictionCache`, at most 0.5 MB each; 0: none): retrieval-style
             entries answer many items with one shape. The scores are the same either way.
 
     Returns:

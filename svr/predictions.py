@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from svr.geometry import grid_to_mesh, sample_surface, voxelize_mesh
+from svr.metrics.index import BoundedCache
 
 if TYPE_CHECKING:
     from svr.types import Prediction
@@ -220,38 +218,15 @@ def prediction_digest(data: PredictionData) -> bytes:
     return h.digest()
 
 
-class PredictionCache:
-    """A bounded, thread-safe LRU of predictions' conversions, keyed by :func:`prediction_digest`.
+class PredictionCache(BoundedCache):
+    """A :class:`svr.metrics.index.BoundedCache` of predictions' conversions, keyed by
+    :func:`prediction_digest`.
 
     Per entry: the surface samples and normals (n, 3) float64 of one (n_samples, seed), or an
     occupancy grid of one resolution (a voxelised mesh or a pooled grid), kept bit-packed
     (R, R, R/8 rounded up) uint8. At most 0.5 MB per entry at 10,000 samples and 128^3;
     `max_entries` bounds the memory. Returned surface arrays are read-only.
     """
-
-    def __init__(self, max_entries: int = 64):
-        if max_entries < 1:
-            raise ValueError(f"max_entries must be positive, got {max_entries}")
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[bytes, Any], Any] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def _get_or_build(self, key: tuple[bytes, Any], build: Callable[[], Any]) -> Any:
-        with self._lock:
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                self.hits += 1
-                return self._entries[key]
-        value = build()  # outside the lock; two threads may build one key, with equal results
-        with self._lock:
-            self.misses += 1
-            self._entries[key] = value
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-        return value
 
     def surface(
         self, data: PredictionData, digest: bytes, n_samples: int, seed: int
@@ -265,7 +240,7 @@ class PredictionCache:
                     a.flags.writeable = False
             return pts, normals
 
-        return self._get_or_build((digest, ("surface", n_samples, seed)), build)
+        return self.get_or_build((digest, ("surface", n_samples, seed)), build)
 
     def occupancy(self, data: PredictionData, digest: bytes, resolution: int) -> np.ndarray | None:
         """:func:`prediction_occupancy` of `data` at `resolution`, cached bit-packed where the
@@ -274,11 +249,8 @@ class PredictionCache:
         if data.vertices is None and (data.grid is None or data.grid.shape[0] <= resolution):
             return prediction_occupancy(data, resolution)
 
-        def build() -> np.ndarray | None:
-            occ = prediction_occupancy(data, resolution)
-            return None if occ is None else np.packbits(occ, axis=2)
+        def build() -> np.ndarray:  # a mesh or a grid: never None
+            return np.packbits(prediction_occupancy(data, resolution), axis=2)
 
-        packed = self._get_or_build((digest, ("occupancy", resolution)), build)
-        if packed is None:
-            return None
+        packed = self.get_or_build((digest, ("occupancy", resolution)), build)
         return np.unpackbits(packed, axis=2, count=resolution).astype(bool)

@@ -1,4 +1,5 @@
-"""Point sets with reusable k-d trees: :class:`PointIndex` and the cache :class:`GroundTruthIndex`.
+"""Point sets with reusable k-d trees: :class:`PointIndex` and the cache :class:`GroundTruthIndex`
+(a :class:`BoundedCache`, the least-recently-used cache the scorer's caches share).
 
 Ground-truth point sets are reused across the views of a shape through :class:`PointIndex` (a
 validated (N, 3) float64 point set, unit-cube units, with optional unit normals and a lazily
@@ -20,7 +21,7 @@ from svr.metrics.validation import ArrayLike, _validate_normals, _validate_point
 if TYPE_CHECKING:
     from scipy.spatial import cKDTree
 
-__all__ = ["PointIndex", "GroundTruthIndex", "Points"]
+__all__ = ["PointIndex", "GroundTruthIndex", "BoundedCache", "Points"]
 
 Points = Union[ArrayLike, "PointIndex"]
 
@@ -76,21 +77,18 @@ class PointIndex:
         return tree
 
 
-class GroundTruthIndex:
-    """A bounded, thread-safe cache of :class:`PointIndex` objects keyed by shape.
-
-    Test items are (shape, view) pairs and in the object frame the 5 views of a shape share one
-    ground truth: ``index.get(key, points, normals)`` validates the points and builds their k-d
-    tree the first time a key is seen and returns the same object afterwards. ``max_entries``
-    bounds memory (least recently used entries are dropped); ``None`` keeps everything.
-    Concurrent first requests for one key build it once (the others wait for it).
+class BoundedCache:
+    """A bounded, thread-safe least-recently-used cache: ``get_or_build(key, build)`` returns
+    the cached value of `key` or calls ``build()`` once for it, while concurrent requests for
+    the same missing key wait for that result. ``max_entries`` bounds memory; ``None`` keeps
+    everything. ``hits`` and ``misses`` count the lookups; values must not be None.
     """
 
     def __init__(self, max_entries: int | None = 64):
         if max_entries is not None and max_entries < 1:
             raise ValueError(f"max_entries must be positive or None, got {max_entries}")
         self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, PointIndex] = OrderedDict()
+        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
         self._building: dict[Hashable, threading.Lock] = {}
         self._lock = threading.Lock()
         self.hits = 0
@@ -106,13 +104,57 @@ class GroundTruthIndex:
         with self._lock:
             self._entries.clear()
 
-    def _lookup(self, key: Hashable) -> PointIndex | None:
+    def _lookup(self, key: Hashable) -> Any:
         """The cached entry (counted as a hit) or None; call with self._lock held."""
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
             self.hits += 1
         return entry
+
+    def _prepare(self, entry: Any) -> Any:
+        """Check or complete a freshly built entry before it is cached (outside the lock)."""
+        return entry
+
+    def get_or_build(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """The cached value of `key`, or ``build()`` on a miss. Threads asking for the same
+        missing key call `build` once: the others wait and get its result."""
+        with self._lock:
+            entry = self._lookup(key)
+            if entry is not None:
+                return entry
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            with self._lock:
+                entry = self._lookup(key)
+            if entry is not None:
+                return entry
+            try:
+                entry = self._prepare(build())
+                with self._lock:
+                    self.misses += 1
+                    self._entries[key] = entry
+                    self._entries.move_to_end(key)
+                    while self.max_entries is not None and len(self._entries) > self.max_entries:
+                        self._entries.popitem(last=False)
+            finally:
+                with self._lock:
+                    if self._building.get(key) is building:
+                        del self._building[key]
+        return entry
+
+
+class GroundTruthIndex(BoundedCache):
+    """A bounded, thread-safe cache of :class:`PointIndex` objects keyed by shape.
+
+    Test items are (shape, view) pairs and in the object frame the 5 views of a shape share one
+    ground truth: ``index.get(key, points, normals)`` validates the points and builds their k-d
+    tree the first time a key is seen and returns the same object afterwards. ``max_entries``
+    bounds memory (least recently used entries are dropped); ``None`` keeps everything.
+    Concurrent first requests for one key build it once (the others wait for it);
+    ``get_or_build(key, build)`` takes any ``build() -> PointIndex`` and builds the k-d tree
+    and query order before the entry is cached.
+    """
 
     def get(
         self, key: Hashable, points: ArrayLike | None = None, normals: ArrayLike | None = None
@@ -129,36 +171,12 @@ class GroundTruthIndex:
             return entry
         return self.get_or_build(key, lambda: PointIndex(points, normals))
 
-    def get_or_build(self, key: Hashable, build: Callable[[], PointIndex]) -> PointIndex:
-        """The cached PointIndex of `key`, or ``build()`` on a miss (its k-d tree and query
-        order are built before it is cached). Threads asking for the same missing key call
-        `build` once: the others wait and get its result."""
-        with self._lock:
-            entry = self._lookup(key)
-            if entry is not None:
-                return entry
-            building = self._building.setdefault(key, threading.Lock())
-        with building:
-            with self._lock:
-                entry = self._lookup(key)
-            if entry is not None:
-                return entry
-            try:
-                entry = build()
-                if not isinstance(entry, PointIndex):
-                    raise TypeError(f"build() must return a PointIndex, got {type(entry)}")
-                entry._search_tree(_backend())  # build outside the index lock, once per key
-                entry.query_order  # noqa: B018
-                with self._lock:
-                    self.misses += 1
-                    self._entries[key] = entry
-                    self._entries.move_to_end(key)
-                    while self.max_entries is not None and len(self._entries) > self.max_entries:
-                        self._entries.popitem(last=False)
-            finally:
-                with self._lock:
-                    if self._building.get(key) is building:
-                        del self._building[key]
+    def _prepare(self, entry: Any) -> PointIndex:
+        """The built PointIndex with its k-d tree and query order."""
+        if not isinstance(entry, PointIndex):
+            raise TypeError(f"build() must return a PointIndex, got {type(entry)}")
+        entry._search_tree(_backend())  # build outside the index lock, once per key
+        entry.query_order  # noqa: B018
         return entry
 
 
