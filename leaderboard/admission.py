@@ -250,15 +250,22 @@ class AdmissionMixin(ServiceState):
 
     def _earlier_duplicate(
         self, session: Any, baseline: bool, archive_sha: str, content_sha: str | None = None,
-        method: str = "", exclude: int | None = None,
+        method: str = "", exclude: int | None = None, replaces: int | None = None,
     ) -> Submission | None:  # fmt: skip
         """The earlier, not failed submission with the same archive or decoded items (for a
-        baseline: the earlier baseline with the same archive, items or method name)."""
+        baseline: the earlier baseline with the same archive, items or method name; the
+        names of the baseline it `replaces` and of those already replaced do not count)."""
         same = Submission.archive_sha256 == archive_sha
         if content_sha:
             same = same | (Submission.content_sha256 == content_sha)
         if baseline and method:
-            same = same | (Submission.method == method)
+            replaced = select(Submission.supersedes).where(
+                Submission.supersedes.is_not(None), Submission.status != Status.FAILED
+            )  # an entry a live baseline replaces does not hold its name
+            named = (Submission.method == method) & Submission.id.not_in(replaced)
+            if replaces is not None:
+                named = named & (Submission.id != replaces)
+            same = same | named
         where = [same, Submission.status != Status.FAILED]
         if baseline:  # one live baseline of a method per benchmark
             where += [

@@ -182,6 +182,11 @@ class Submission(Base):
     # Revision 0005: the archive's file name as uploaded (`identity.clean_upload_name`),
     # shown instead of the stored archive's hash name.
     upload_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Revision 0006: for a seeded baseline, the digest of the weights that predicted it
+    # (`leaderboard.seed.weights_digest`), and the earlier baseline of the same method it
+    # replaces once it is scored (that one is then hidden, never deleted).
+    weights_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    supersedes: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (Index("ix_submissions_status_id", "status", "id"),)
 

@@ -3,8 +3,13 @@
 For every registered method (`svr.models.REGISTRY`: the five methods, `oracle_nn` and
 `mean_shape`), predict the benchmark's test split with `svr.predict.write_submission` (the
 Python API of `python -m svr.predict`) into a submission archive, and submit it through the normal `LeaderboardService.submit` path
-(validation, queue, worker) marked as a baseline. Methods already present as a baseline
-(same archive hash or same method name) are skipped, so seeding twice is harmless.
+(validation, queue, worker) marked as a baseline. Each seeded entry records the digest of
+its weights (`weights_digest`). A method already present as a baseline with the same
+weights is skipped, so seeding twice is harmless; one whose shipped weights changed is
+predicted again and submitted as its *replacement*: the old entry stays on the board until
+the new one is scored, and is then hidden (kept, with an audit line), never deleted. If the
+new weights predict exactly what the old entry holds (e.g. an entry seeded before weights
+were recorded), the old entry is kept and the digest recorded on it.
 The flag means "seeded, not a submission" (reserved names, the "Show baselines" filter);
 the table's Kind column tells the recognition baselines (Clustering, Retrieval) from the
 references (the other seeded methods, Oracle NN): `leaderboard.ranking.kind_of`.
@@ -20,6 +25,7 @@ network, whose meshes take longest, last.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import subprocess
@@ -37,6 +43,7 @@ from leaderboard.db import Status, Submission
 __all__ = [
     "seed_baselines",
     "seed_order",
+    "weights_digest",
     "SeedResult",
     "BASELINE_NAMES",
     "SEED_SUBMITTER",
@@ -123,21 +130,56 @@ def _ensure_reference_shapes(benchmark_dir: Path, say: Callable[[str], None], di
     add_training_split(benchmark_dir, "reference", workers=max(1, (os.cpu_count() or 2) - 1))
 
 
-def _existing_baselines(service: Any) -> set[str]:
-    """Method names of the live baselines of the service's current benchmark (a rebuilt test
-    split, e.g. after rotating the secret, is seeded again)."""
+def weights_digest(folder: Path) -> str | None:
+    """SHA-256 (hex) of a weights folder: every file's relative path and bytes, in sorted
+    order, the model card excepted (text about the weights, not the weights); None when the
+    folder does not exist."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        if rel == "MODEL_CARD.md":
+            continue
+        digest.update(rel.encode() + b"\0" + str(path.stat().st_size).encode() + b"\0")
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class _Live:
+    """A live baseline of the current benchmark: id and recorded weights digest."""
+
+    id: int
+    weights: str | None
+
+
+def _existing_baselines(service: Any) -> dict[str, list[_Live]]:
+    """Method name -> its live baselines on the service's current benchmark (not deleted,
+    not failed, not replaced by another live one), oldest first. A rebuilt test split, e.g.
+    after rotating the secret, has none, so it is seeded again."""
     current = service.benchmark.meta.identifier
     with service.factory() as session:
-        return set(
-            session.scalars(
-                select(Submission.method).where(
-                    Submission.baseline.is_(True),
-                    Submission.deleted.is_(False),
-                    Submission.status != Status.FAILED,
-                    Submission.benchmark_id == current,
-                )
-            ).all()
-        )
+        rows = session.execute(
+            select(Submission.id, Submission.method, Submission.weights_sha256,
+                   Submission.supersedes)
+            .where(
+                Submission.baseline.is_(True),
+                Submission.deleted.is_(False),
+                Submission.status != Status.FAILED,
+                Submission.benchmark_id == current,
+            )
+            .order_by(Submission.id)
+        ).all()  # fmt: skip
+    replaced = {r.supersedes for r in rows if r.supersedes is not None}
+    out: dict[str, list[_Live]] = {}
+    for r in rows:
+        if r.id not in replaced:
+            out.setdefault(r.method, []).append(_Live(r.id, r.weights_sha256))
+    return out
 
 
 def seed_baselines(
@@ -172,11 +214,14 @@ def seed_baselines(
     say = progress or (lambda message: None)
     for name in methods:
         display = BASELINE_NAMES.get(name, name.replace("_", " ").title())
-        if display in _existing_baselines(service):
+        weights = Path(models_dir) / name
+        digest = weights_digest(weights)
+        live = _existing_baselines(service).get(display, [])
+        if live and (digest is None or any(e.weights == digest for e in live)):
             results.append(SeedResult(name, "skipped", message="already a baseline"))
             say(f"{display}: already on the leaderboard")
             continue
-        weights = Path(models_dir) / name
+        replaces = live[-1].id if live else None
         if name == "oracle_nn" and predict is _predict:
             try:
                 _ensure_reference_shapes(Path(benchmark_dir), say, display)
@@ -188,11 +233,16 @@ def seed_baselines(
         with tempfile.TemporaryDirectory(dir=service.settings.scratch_dir) as tmp:
             archive = Path(tmp) / f"{name}.zip"
             try:
-                say(f"{display}: predicting the test split")
+                say(
+                    f"{display}: predicting the test split"
+                    + (f" (its weights changed since entry #{replaces})" if replaces else "")
+                )
                 predict(name, weights, Path(benchmark_dir), archive)
-                sid = service.submit(archive, {"method": display}, SEED_SUBMITTER, baseline=True)
+                sid = service.submit(archive, {"method": display}, SEED_SUBMITTER, baseline=True,
+                                     weights_sha256=digest, replaces=replaces)  # fmt: skip
             except ServiceError as exc:
-                outcome = "skipped" if "already submitted" in exc.reason else "failed"
+                same = "already submitted" in exc.reason or "which it would replace" in exc.reason
+                outcome = "skipped" if same else "failed"
                 results.append(SeedResult(name, outcome, message=exc.reason))
                 say(f"{display}: {outcome}: {exc.reason}")
                 continue
@@ -206,6 +256,7 @@ def seed_baselines(
                 results.append(SeedResult(name, "failed", message=str(exc)))
                 say(f"{display}: failed: {exc}")
                 continue
-        results.append(SeedResult(name, "submitted", sid))
-        say(f"{display}: submitted as {sid}")
+        results.append(SeedResult(name, "submitted", sid,
+                                  f"replaces entry #{replaces}" if replaces else ""))  # fmt: skip
+        say(f"{display}: submitted as {sid}" + (f", replacing #{replaces}" if replaces else ""))
     return results

@@ -83,6 +83,8 @@ class SubmissionsMixin(AdmissionMixin):
         key: str | None = None,
         client: str | None = None,
         upload_name: str | None = None,
+        weights_sha256: str | None = None,
+        replaces: int | None = None,
     ) -> int:
         """Store, validate and queue a submission archive; returns its (internal) id.
 
@@ -102,6 +104,13 @@ class SubmissionsMixin(AdmissionMixin):
                 stored cleaned (`identity.clean_upload_name`: base name, no control or
                 format characters, at most 120 characters) and shown instead of the stored
                 archive's hash name, also after a reload.
+            weights_sha256: a baseline's weights digest (`leaderboard.seed.weights_digest`),
+                stored with it.
+            replaces: a baseline only: the id of the earlier baseline of the same method it
+                replaces (new weights). It is admitted beside that one, which the worker
+                hides once this one is scored. If its predictions are those of the replaced
+                entry, it is refused as a duplicate and `weights_sha256` is recorded on the
+                replaced entry instead (the weights predict what it holds).
 
         Users see the submission's `public_id` (`public_id(sid)`), never this id.
 
@@ -114,7 +123,9 @@ class SubmissionsMixin(AdmissionMixin):
         upload = identity.clean_upload_name(upload_name)
         if baseline:
             return self._submit(archive_path, metadata, Submitter.parse(submitter), True,
-                                filename, key, upload)  # fmt: skip
+                                filename, key, upload, weights_sha256, replaces)  # fmt: skip
+        if replaces is not None or weights_sha256 is not None:
+            raise ServiceError("only a seeded baseline records weights or replaces an entry")
         who: Submitter | None = None
         self._check_refusals(None, client)
         try:
@@ -136,6 +147,7 @@ class SubmissionsMixin(AdmissionMixin):
     def _submit(
         self, archive_path: str | Path, metadata: dict[str, Any], who: Submitter,
         baseline: bool, filename: str | None, key: str | None, upload_name: str | None = None,
+        weights_sha256: str | None = None, replaces: int | None = None,
     ) -> int:  # fmt: skip
         """`submit` once the refusal rate limit let it through (`upload_name` cleaned)."""
         from leaderboard.validation import Manifest, SubmissionError
@@ -163,9 +175,11 @@ class SubmissionsMixin(AdmissionMixin):
                 raise ServiceError(str(exc)) from None
             with self.factory() as session:
                 earlier = self._earlier_duplicate(session, baseline, stored.sha256,
-                                                  method=meta["method"])  # fmt: skip
+                                                  method=meta["method"], replaces=replaces)  # fmt: skip
                 if earlier is not None:
                     message = self._duplicate_message(earlier, who)
+                    if earlier.id == replaces and earlier.archive_sha256 == stored.sha256:
+                        message = self._keep_replaced(session, earlier, weights_sha256)
                     self._discard_archive(stored)
                     raise ServiceError(message)
                 row = Submission(
@@ -180,6 +194,7 @@ class SubmissionsMixin(AdmissionMixin):
                     protocol_id=self.protocol.identifier,
                     benchmark_id=benchmark.meta.identifier, baseline=baseline,
                     coverage={}, overall={}, manifest={}, upload_name=upload_name,
+                    weights_sha256=weights_sha256, supersedes=replaces,
                 )  # fmt: skip
                 session.add(row)
                 session.commit()
@@ -257,8 +272,19 @@ class SubmissionsMixin(AdmissionMixin):
         with self._submit_lock:  # the duplicate check and the queueing, atomically
             with self.factory() as session:
                 earlier = self._earlier_duplicate(session, baseline, stored.sha256, content_sha,
-                                                  values["method"] if baseline else "", sid)  # fmt: skip
+                                                  values["method"] if baseline else "", sid,
+                                                  replaces)  # fmt: skip
                 message = None if earlier is None else self._duplicate_message(earlier, who)
+                if (
+                    earlier is not None
+                    and earlier.id == replaces
+                    and content_sha
+                    and (earlier.content_sha256 == content_sha)
+                ):
+                    message = self._keep_replaced(session, earlier, weights_sha256)
+                    # the seeding's own refused copy: recorded, but as deleted, so the
+                    # status panel (the newest live row per method) shows the kept entry
+                    self._set(sid, deleted=True)
             if message is not None:
                 self._reject(sid, public, stored, message, [], path)
             self._set(
@@ -269,6 +295,17 @@ class SubmissionsMixin(AdmissionMixin):
             self._set(sid, status=Status.QUEUED)
         self._wake.set()
         return sid
+
+    def _keep_replaced(self, session: Any, earlier: Submission, weights: str | None) -> str:
+        """A replacement baseline predicts what `earlier` holds: record `weights` on it
+        (committed) and return the refusal's reason."""
+        earlier.weights_sha256 = weights
+        session.commit()
+        logger.info("baseline %d: same predictions, weights %s recorded", earlier.id, weights)
+        return (
+            f"these predictions are those of entry #{earlier.id} ({earlier.method!r}), which "
+            "it would replace: that entry is kept and the weights recorded on it"
+        )
 
     def public_id(self, submission_id: int) -> str:
         """The public id of a submission (what users see and poll)."""

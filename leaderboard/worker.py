@@ -42,7 +42,15 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from leaderboard.db import ClassResult, ItemScore, ScoreShard, Status, Submission, utcnow
+from leaderboard.db import (
+    AdminAction,
+    ClassResult,
+    ItemScore,
+    ScoreShard,
+    Status,
+    Submission,
+    utcnow,
+)  # fmt: skip
 from leaderboard.jobs import (
     TRANSIENT,
     JobLost,
@@ -511,9 +519,32 @@ class Worker(ShardWork):
                     score_chamfer_l1=overall.get("chamfer_l1"),
                 )
             )
+            self._retire_replaced(session, submission_id, now)
         logger.info("submission %d scored: %s = %s", submission_id, headline, overall.get(headline))
         if self.on_done is not None:
             self.on_done()
+
+    @staticmethod
+    def _retire_replaced(session: Session, submission_id: int, now: Any) -> None:
+        """In the transaction that marks `submission_id` done: if it is a baseline that
+        replaces an earlier one (new weights, `leaderboard.seed`), hide that one (kept, with
+        its scores, and an audit line), so the board never shows both or neither."""
+        old = session.scalar(
+            select(Submission.supersedes).where(
+                Submission.id == submission_id, Submission.baseline.is_(True)
+            )
+        )
+        if old is None:
+            return
+        hidden = session.execute(
+            update(Submission)
+            .where(Submission.id == old, Submission.hidden.is_(False))
+            .values(hidden=True, updated_at=now)
+        )
+        if hidden.rowcount:
+            actor = f"seeding: replaced by entry #{submission_id}"
+            session.add(AdminAction(submission_id=old, action="hide", actor=actor))
+            logger.info("baseline %d hidden: replaced by %d", old, submission_id)
 
     # ------------------------------------------------------------------ loops
 

@@ -2,8 +2,9 @@
 archive opener / scorer pair injected into the service and the worker.
 
 A fake archive is a zip holding `fake.json`: {"method", "representation", "scores": {item id:
-value}, "error": optional reason, "sleep": optional seconds per item}. The fake scorer turns
-each value v into metrics (F-score = IoU = v, Chamfer-L1 = 1 - v) and aggregates them with
+value}, "error": optional reason, "sleep": optional seconds per item, "content_sha256":
+optional digest of the predictions (the real opener computes it from the decoded items)}.
+The fake scorer turns each value v into metrics (F-score = IoU = v, Chamfer-L1 = 1 - v) and aggregates them with
 the REAL `leaderboard.scoring.aggregate`, so what the worker stores is what the real scorer
 would produce for those per-item values.
 """
@@ -60,6 +61,7 @@ class FakeParsed:
         self.present = [i for i in test_ids if i in data["scores"]]
         self.missing = [i for i in test_ids if i not in data["scores"]]
         self.sha256 = sha
+        self.content_sha256 = data.get("content_sha256")  # what the real opener hashes
 
     def __enter__(self) -> FakeParsed:
         return self

@@ -31,7 +31,7 @@ from leaderboard.db import (
 from leaderboard.settings import LeaderboardSettings
 from leaderboard.storage import ArchiveStore, archive_extension, sha256_file
 
-HEAD = "0005"
+HEAD = "0006"
 
 
 def _submission(**kw: object) -> Submission:

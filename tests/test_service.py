@@ -7,6 +7,7 @@ file and on a real PostgreSQL server. The archive opener and scorer are the smal
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -368,6 +369,84 @@ def test_seed_baselines_submits_through_the_normal_path_once(tmp_path: Path, svc
     )
     assert [r.outcome for r in again] == ["skipped", "skipped", "skipped", "failed"]
     assert calls == ["atlas"]
+
+
+def test_seeding_replaces_a_baseline_whose_weights_changed(tmp_path: Path, svc) -> None:
+    from leaderboard.baseline_progress import baseline_progress
+    from leaderboard.db import AdminAction
+    from leaderboard.seed import seed_baselines, weights_digest
+
+    folder = tmp_path / "models" / "voxel"
+    folder.mkdir(parents=True)
+    (folder / "model.pt").write_bytes(b"first weights")
+    (folder / "MODEL_CARD.md").write_text("card")
+    value = {"now": 0.5}
+    calls: list[str] = []
+
+    def predict(model: str, weights: Path, benchmark_dir: Path, out: Path) -> None:
+        calls.append(model)
+        digest = hashlib.sha256(str(value["now"]).encode()).hexdigest()  # of the predictions
+        write_fake_archive(out, "Voxel decoder", scores_for(svc.test_ids, value["now"]),
+                           content_sha256=digest, call=len(calls))  # fmt: skip
+
+    def seed():
+        (result,) = seed_baselines(
+            svc, svc.benchmark_dir, tmp_path / "models", methods=["voxel"], predict=predict
+        )
+        return result
+
+    def board() -> list[tuple[str, float]]:
+        table = svc.table()
+        return list(zip(table["Method"], table["F@1% ↑"].round(3), strict=True))
+
+    first = seed()
+    assert first.outcome == "submitted" and first.message == ""
+    _score_all(svc)
+    assert board() == [("Voxel decoder", 0.5)]
+    # A model card edit is not a change of weights: nothing is predicted.
+    (folder / "MODEL_CARD.md").write_text("card, edited")
+    assert seed().outcome == "skipped" and calls == ["voxel"]
+
+    # New weights: predicted and submitted as the replacement; the old entry stays on the
+    # board until the new one is scored, then it is hidden, never deleted.
+    (folder / "model.pt").write_bytes(b"second weights")
+    value["now"] = 0.7
+    second = seed()
+    assert second.outcome == "submitted", second.message
+    assert second.message == f"replaces entry #{first.submission_id}"
+    assert board() == [("Voxel decoder", 0.5)]
+    assert seed().outcome == "skipped" and len(calls) == 2  # queued with these weights
+    _score_all(svc)
+    assert board() == [("Voxel decoder", 0.7)]
+    with svc.factory() as session:
+        old = session.get(Submission, first.submission_id)
+        new = session.get(Submission, second.submission_id)
+        assert old.hidden and not old.deleted and old.status == Status.DONE
+        assert old.score_headline == pytest.approx(0.5)  # its scores are kept
+        assert not new.hidden and new.supersedes == old.id
+        assert new.weights_sha256 == weights_digest(folder)
+        audit = session.scalars(
+            select(AdminAction).where(AdminAction.submission_id == old.id)
+        ).all()
+    assert [(a.action, a.actor) for a in audit] == [
+        ("hide", f"seeding: replaced by entry #{new.id}")
+    ]
+    assert seed().outcome == "skipped" and len(calls) == 2
+
+    # Other weights that predict the same (e.g. an entry seeded before weights were
+    # recorded): refused as identical, the entry kept and the new digest recorded on it.
+    (folder / "model.pt").write_bytes(b"third weights, same predictions")
+    same = seed()
+    assert same.outcome == "skipped" and "which it would replace" in same.message
+    assert len(calls) == 3 and board() == [("Voxel decoder", 0.7)]
+    progress = baseline_progress(svc)  # the status panel: one method, scored, none failed
+    assert (progress.scored, progress.waiting, progress.failed) == (1, 0, ())
+    with svc.factory() as session:
+        assert session.get(Submission, new.id).weights_sha256 == weights_digest(folder)
+    assert seed().outcome == "skipped" and len(calls) == 3
+    # Nobody else may record weights or replace an entry.
+    with pytest.raises(ServiceError, match="only a seeded baseline"):
+        svc.submit(_scored_archive(tmp_path, svc, "Mine", 0.3), {}, "alice", replaces=new.id)
 
 
 def test_partial_submissions_fail_validation_saying_how_many_items_are_missing(
