@@ -528,23 +528,28 @@ class Worker(ShardWork):
     def _retire_replaced(session: Session, submission_id: int, now: Any) -> None:
         """In the transaction that marks `submission_id` done: if it is a baseline that
         replaces an earlier one (new weights, `leaderboard.seed`), hide that one (kept, with
-        its scores, and an audit line), so the board never shows both or neither."""
-        old = session.scalar(
+        its scores, and an audit line), so the board never shows both or neither. If a
+        maintainer had hidden the earlier one, the replacement is hidden too."""
+        old_id = session.scalar(
             select(Submission.supersedes).where(
                 Submission.id == submission_id, Submission.baseline.is_(True)
             )
         )
+        old = None if old_id is None else session.get(Submission, old_id)
         if old is None:
             return
-        hidden = session.execute(
-            update(Submission)
-            .where(Submission.id == old, Submission.hidden.is_(False))
-            .values(hidden=True, updated_at=now)
+        if old.hidden:
+            target, actor = (
+                submission_id,
+                f"seeding: hidden like entry #{old_id}, which it replaces",
+            )
+        else:
+            target, actor = old_id, f"seeding: replaced by entry #{submission_id}"
+        session.execute(
+            update(Submission).where(Submission.id == target).values(hidden=True, updated_at=now)
         )
-        if hidden.rowcount:
-            actor = f"seeding: replaced by entry #{submission_id}"
-            session.add(AdminAction(submission_id=old, action="hide", actor=actor))
-            logger.info("baseline %d hidden: replaced by %d", old, submission_id)
+        session.add(AdminAction(submission_id=target, action="hide", actor=actor))
+        logger.info("baseline %d hidden (%s)", target, actor)
 
     # ------------------------------------------------------------------ loops
 

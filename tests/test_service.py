@@ -444,6 +444,20 @@ def test_seeding_replaces_a_baseline_whose_weights_changed(tmp_path: Path, svc) 
     with svc.factory() as session:
         assert session.get(Submission, new.id).weights_sha256 == weights_digest(folder)
     assert seed().outcome == "skipped" and len(calls) == 3
+    # A replacement of an entry a maintainer hid is hidden too.
+    svc.admin_action("hide", [new.id], "maintainer")
+    (folder / "model.pt").write_bytes(b"fourth weights")
+    value["now"] = 0.8
+    fourth = seed()
+    assert fourth.outcome == "submitted" and fourth.message == f"replaces entry #{new.id}"
+    _score_all(svc)
+    assert board() == []
+    with svc.factory() as session:
+        assert session.get(Submission, fourth.submission_id).hidden
+        actors = session.scalars(
+            select(AdminAction.actor).where(AdminAction.submission_id == fourth.submission_id)
+        ).all()
+    assert actors == [f"seeding: hidden like entry #{new.id}, which it replaces"]
     # Nobody else may record weights or replace an entry.
     with pytest.raises(ServiceError, match="only a seeded baseline"):
         svc.submit(_scored_archive(tmp_path, svc, "Mine", 0.3), {}, "alice", replaces=new.id)
