@@ -17,6 +17,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from leaderboard import backup as backup_module
 from leaderboard.backup import (
@@ -130,6 +131,71 @@ def test_a_restart_with_the_same_home_builds_and_seeds_nothing(first_start) -> N
     finally:
         service.close()
     assert (settings.benchmark_dir / "benchmark.json").stat().st_mtime_ns == stamp
+
+
+def test_a_restart_with_new_weights_replaces_that_baseline_only(
+    first_start, tmp_path: Path
+) -> None:
+    import shutil
+
+    import torch
+    from sqlalchemy import update
+
+    from leaderboard.db import Submission
+    from leaderboard.seed import weights_digest
+
+    settings, _, _ = first_start
+    home = tmp_path / "home"  # a copy: the other tests keep the first start's home
+    shutil.copytree(settings.home, home, symlinks=True)
+    models = tmp_path / "models"
+    shutil.copytree(MODELS / "atlas", models / "atlas")
+    (models / "oracle_nn").symlink_to(MODELS / "oracle_nn")
+    bench = home / "benchmark"
+    service = LeaderboardService(LeaderboardSettings(home=home), bench)
+    try:
+        with service.factory() as session:  # a home seeded before weights were recorded
+            session.execute(update(Submission).values(weights_sha256=None))
+            session.commit()
+        # Same weights, predicted again: the same predictions, so the entries are kept.
+        again = seed_baselines(service, bench, models, methods=METHODS)
+        assert [r.outcome for r in again] == ["skipped", "skipped"], again
+        assert service.make_worker().run_once() is None
+        with service.factory() as session:
+            digests = dict(session.execute(select(Submission.method, Submission.weights_sha256)
+                                           .where(Submission.deleted.is_(False))).all())  # fmt: skip
+        assert digests["AtlasNet-style patches"] == weights_digest(models / "atlas")
+        assert seed_baselines(service, bench, models, methods=METHODS)[0].message == (
+            "already a baseline"
+        )
+        before = service.table().set_index("Method")
+
+        # New atlas weights: atlas alone is predicted again and replaces its entry.
+        state = torch.load(models / "atlas" / "model.pt", weights_only=True)
+        bias = next(k for k in state if k.endswith("b3"))
+        state[bias] = state[bias] + 0.01  # every point moves by about 0.005
+        torch.save(state, models / "atlas" / "model.pt")
+        results = seed_baselines(service, bench, models, methods=METHODS)
+        assert [r.outcome for r in results] == ["submitted", "skipped"], results
+        _score_all(service)
+        after = service.table().set_index("Method")
+        assert sorted(after.index) == sorted(before.index)  # one entry per method, still
+        atlas = "AtlasNet-style patches"
+        assert after.loc[atlas, "ID"] != before.loc[atlas, "ID"]
+        assert after.loc[atlas, "F@1% ↑"] != before.loc[atlas, "F@1% ↑"]
+        oracle = "Oracle NN (uses ground truth)"
+        assert after.loc[oracle, "ID"] == before.loc[oracle, "ID"]
+        with service.factory() as session:
+            old, new = session.scalars(
+                select(Submission)
+                .where(Submission.method == atlas, Submission.deleted.is_(False))
+                .order_by(Submission.id)
+            ).all()
+            assert (old.status, old.hidden, new.status, new.hidden) == ("done", True, "done", False)
+            assert new.supersedes == old.id and new.weights_sha256 == weights_digest(
+                models / "atlas"
+            )
+    finally:
+        service.close()
 
 
 def test_a_fresh_home_is_restored_from_the_backup(
