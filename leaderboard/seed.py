@@ -222,6 +222,10 @@ def seed_baselines(
             say(f"{display}: already on the leaderboard")
             continue
         replaces = live[-1].id if live else None
+        why = ""  # predicted again: the entry's weights differ, or were never recorded
+        if live:
+            what = "other weights" if live[-1].weights else "no weights recorded"
+            why = f" (entry #{replaces} has {what})"
         if name == "oracle_nn" and predict is _predict:
             try:
                 _ensure_reference_shapes(Path(benchmark_dir), say, display)
@@ -233,10 +237,7 @@ def seed_baselines(
         with tempfile.TemporaryDirectory(dir=service.settings.scratch_dir) as tmp:
             archive = Path(tmp) / f"{name}.zip"
             try:
-                say(
-                    f"{display}: predicting the test split"
-                    + (f" (its weights changed since entry #{replaces})" if replaces else "")
-                )
+                say(f"{display}: predicting the test split{why}")
                 predict(name, weights, Path(benchmark_dir), archive)
                 sid = service.submit(archive, {"method": display}, SEED_SUBMITTER, baseline=True,
                                      weights_sha256=digest, replaces=replaces)  # fmt: skip
