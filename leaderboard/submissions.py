@@ -49,6 +49,17 @@ _LABELS = {"method": "method name", "paper_url": "paper URL", "code_url": "code 
            "training_data": "training data"}  # fmt: skip
 
 
+def _is_replaced_copy(
+    earlier: Submission | None, replaces: int | None, archive_sha: str, content_sha: str | None
+) -> bool:
+    """Whether the duplicate found, `earlier`, is the baseline a replacement `replaces`,
+    with the same archive bytes or the same decoded predictions."""
+    if earlier is None or replaces is None or earlier.id != replaces:
+        return False
+    same_content = content_sha is not None and earlier.content_sha256 == content_sha
+    return earlier.archive_sha256 == archive_sha or same_content
+
+
 class SubmissionsMixin(AdmissionMixin):
     """Submit archives (`submit`): the only way rows enter the database."""
 
@@ -178,7 +189,7 @@ class SubmissionsMixin(AdmissionMixin):
                                                   method=meta["method"], replaces=replaces)  # fmt: skip
                 if earlier is not None:
                     message = self._duplicate_message(earlier, who)
-                    if earlier.id == replaces and earlier.archive_sha256 == stored.sha256:
+                    if _is_replaced_copy(earlier, replaces, stored.sha256, None):
                         message = self._keep_replaced(session, earlier, weights_sha256)
                     self._discard_archive(stored)
                     raise ServiceError(message)
@@ -275,12 +286,7 @@ class SubmissionsMixin(AdmissionMixin):
                                                   values["method"] if baseline else "", sid,
                                                   replaces)  # fmt: skip
                 message = None if earlier is None else self._duplicate_message(earlier, who)
-                if (
-                    earlier is not None
-                    and earlier.id == replaces
-                    and content_sha
-                    and (earlier.content_sha256 == content_sha)
-                ):
+                if _is_replaced_copy(earlier, replaces, stored.sha256, content_sha):
                     message = self._keep_replaced(session, earlier, weights_sha256)
                     # the seeding's own refused copy: recorded, but as deleted, so the
                     # status panel (the newest live row per method) shows the kept entry

@@ -50,7 +50,7 @@ from leaderboard.db import (
     Status,
     Submission,
     utcnow,
-)  # fmt: skip
+)
 from leaderboard.jobs import (
     TRANSIENT,
     JobLost,
