@@ -1,7 +1,8 @@
 """Errors the leaderboard service raises to the user interface.
 
-`ServiceError` (a ValueError) is a request the service refuses, with a one-sentence `reason`
-and item-level `details`; `SubmissionRejected` is a submission recorded as failed;
+`ServiceError` (a ValueError) is a request the service refuses, with a one-sentence `reason`,
+item-level `details` and, for a refused duplicate, `duplicate_of` (the internal id of the
+earlier submission it repeats); `SubmissionRejected` is a submission recorded as failed;
 `AuthError` (a PermissionError) is a maintainer action without valid credentials.
 """
 
@@ -25,11 +26,15 @@ _SYSTEM_PATH = re.compile(
 
 
 class ServiceError(ValueError):
-    """A request the service refuses; `reason` is one sentence, `details` item-level lines."""
+    """A request the service refuses; `reason` is one sentence, `details` item-level lines,
+    `duplicate_of` the id of the earlier submission a refused duplicate repeats (else None)."""
 
-    def __init__(self, reason: str, details: list[str] | None = None):
+    def __init__(
+        self, reason: str, details: list[str] | None = None, *, duplicate_of: int | None = None
+    ):
         self.reason = reason
         self.details = list(details or [])
+        self.duplicate_of = duplicate_of
         super().__init__(
             reason if not self.details else reason + "\n- " + "\n- ".join(details or [])
         )
@@ -45,11 +50,14 @@ class SubmissionRejected(ServiceError):
         reason: str,
         details: list[str] | None = None,
         public_id: str | None = None,
+        duplicate_of: int | None = None,
     ):
         self.submission_id = submission_id
         self.public_id = public_id
         shown = public_id or submission_id
-        super().__init__(f"submission {shown} rejected: {reason}", details)
+        super().__init__(
+            f"submission {shown} rejected: {reason}", details, duplicate_of=duplicate_of
+        )
 
 
 class AuthError(PermissionError):

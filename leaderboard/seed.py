@@ -242,8 +242,8 @@ def seed_baselines(
                 sid = service.submit(archive, {"method": display}, SEED_SUBMITTER, baseline=True,
                                      weights_sha256=digest, replaces=replaces)  # fmt: skip
             except ServiceError as exc:
-                same = "already submitted" in exc.reason or "which it would replace" in exc.reason
-                outcome = "skipped" if same else "failed"
+                # a duplicate of an entry (or the same predictions as the one it replaces)
+                outcome = "skipped" if exc.duplicate_of is not None else "failed"
                 results.append(SeedResult(name, outcome, message=exc.reason))
                 say(f"{display}: {outcome}: {exc.reason}")
                 continue

@@ -188,11 +188,12 @@ class SubmissionsMixin(AdmissionMixin):
                 earlier = self._earlier_duplicate(session, baseline, stored.sha256,
                                                   method=meta["method"], replaces=replaces)  # fmt: skip
                 if earlier is not None:
+                    earlier_id = earlier.id
                     message = self._duplicate_message(earlier, who)
                     if _is_replaced_copy(earlier, replaces, stored.sha256, None):
                         message = self._keep_replaced(session, earlier, weights_sha256)
                     self._discard_archive(stored)
-                    raise ServiceError(message)
+                    raise ServiceError(message, duplicate_of=earlier_id)
                 row = Submission(
                     method=meta["method"] or "(unnamed)",
                     authors=meta["authors"], paper_url=meta["paper_url"],
@@ -285,14 +286,15 @@ class SubmissionsMixin(AdmissionMixin):
                 earlier = self._earlier_duplicate(session, baseline, stored.sha256, content_sha,
                                                   values["method"] if baseline else "", sid,
                                                   replaces)  # fmt: skip
-                message = None if earlier is None else self._duplicate_message(earlier, who)
+                earlier_id = None if earlier is None else earlier.id
+                message = "" if earlier is None else self._duplicate_message(earlier, who)
                 if _is_replaced_copy(earlier, replaces, stored.sha256, content_sha):
                     message = self._keep_replaced(session, earlier, weights_sha256)
                     # the seeding's own refused copy: recorded, but as deleted, so the
                     # status panel (the newest live row per method) shows the kept entry
                     self._set(sid, deleted=True)
-            if message is not None:
-                self._reject(sid, public, stored, message, [], path)
+            if earlier_id is not None:
+                self._reject(sid, public, stored, message, [], path, duplicate_of=earlier_id)
             self._set(
                 sid, status=Status.VALIDATED, representation=manifest.representation,
                 frame=manifest.frame, manifest=manifest.to_dict(), progress_total=n_items,
@@ -325,15 +327,17 @@ class SubmissionsMixin(AdmissionMixin):
 
     def _reject(
         self, sid: int, public: str | None, stored: StoredArchive, reason: str,
-        details: list[str], upload: Path | None = None,
+        details: list[str], upload: Path | None = None, duplicate_of: int | None = None,
     ) -> None:  # fmt: skip
         """Record submission `sid` as failed with the (redacted) reason, delete its archive,
-        and raise SubmissionRejected."""
+        and raise SubmissionRejected (`duplicate_of`: the earlier submission it repeats)."""
         reason = self._redact(reason, upload)
         details = [self._redact(d, upload) for d in details]
         self._set(sid, status=Status.FAILED, reason=reason, details=details, finished_at=utcnow())
         self._discard_archive(stored)
-        raise SubmissionRejected(sid, reason, details, public_id=public) from None
+        raise SubmissionRejected(
+            sid, reason, details, public_id=public, duplicate_of=duplicate_of
+        ) from None
 
     def _discard_archive(self, stored: StoredArchive) -> None:
         """Delete a refused upload's stored archive, unless a submission that did not fail

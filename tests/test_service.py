@@ -119,12 +119,13 @@ def test_duplicate_archive_is_refused_naming_the_earlier_submission(tmp_path: Pa
     archive = _scored_archive(tmp_path, svc, "Net", 0.5)
     first = svc.submit(archive, {}, "alice")
     public = svc.public_id(first)
-    with pytest.raises(ServiceError, match=f"submission {public}"):
+    with pytest.raises(ServiceError, match=f"submission {public}") as own:
         svc.submit(archive, {"method": "renamed"}, "alice")
+    assert own.value.duplicate_of == first  # typed: callers need not read the sentence
     # The same predictions by someone else are a duplicate too, named without its public id.
     with pytest.raises(ServiceError, match=f"already submitted \\(submission #{first},") as info:
         svc.submit(archive, {}, "bob")
-    assert public not in str(info.value)
+    assert public not in str(info.value) and info.value.duplicate_of == first
     assert len(svc.store.all()) == 1  # stored once
     svc.admin_action("delete", [first], "token")
     with pytest.raises(ServiceError, match=f"submission {public}.*deleted"):
