@@ -95,7 +95,8 @@ def _seed_step(settings: Settings, service: Any, problems: list[Problem]) -> Ste
         progress(len(names), len(names), "")
         return None
 
-    return Step(name="submit the baselines to the leaderboard", run=run)
+    # no time estimate: a method takes from seconds (voxel) to minutes (occupancy) to predict
+    return Step(name="submit the baselines to the leaderboard", run=run, uniform=False)
 
 
 def _status_source(

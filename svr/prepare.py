@@ -38,17 +38,22 @@ Progress = Callable[..., None]  # progress(done: int, total: int, message: str =
 
 @dataclass(frozen=True)
 class Step:
-    """One preparation step: a name shown to users and a callable taking `progress`."""
+    """One preparation step: a name shown to users and a callable taking `progress`.
+    `uniform`: its progress units take about the same time each, so the rate so far
+    predicts the time left (False, e.g. for methods that take seconds or minutes each: no
+    estimate is shown)."""
 
     name: str
     run: Callable[[Progress], object]
     skip_if: Callable[[], bool] = lambda: False
+    uniform: bool = True
 
 
 @dataclass
 class StepState:
     """One step in a snapshot: state "pending", "running", "done", "skipped" (already there)
-    or "failed"; done / total its last progress; started / finished epoch seconds or None."""
+    or "failed"; done / total its last progress; started / finished epoch seconds or None;
+    `uniform` as its `Step`'s."""
 
     name: str
     state: str = "pending"
@@ -56,6 +61,7 @@ class StepState:
     total: int = 0
     started: float | None = None
     finished: float | None = None
+    uniform: bool = True
 
     @property
     def seconds(self) -> float | None:
@@ -108,7 +114,7 @@ class Preparation:
     def __init__(self, steps: list[Step]):
         self.steps = list(steps)
         self._status = PreparationStatus(
-            n_steps=len(self.steps), steps=[StepState(step.name) for step in self.steps]
+            n_steps=len(self.steps), steps=[StepState(step.name, uniform=step.uniform) for step in self.steps]
         )
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None

@@ -167,8 +167,9 @@ class EtaTracker:
     step began (its own start time where the snapshot has one, else the first snapshot of
     it this tracker saw) over the time until the latest count was first seen, less the time
     spent since on the next item. None while there is no rate, and once the step takes
-    longer than that estimate (a stalled count gives no made-up figure). Thread-safe; one
-    per app, fed by every poll."""
+    longer than that estimate (a stalled count gives no made-up figure), and for a step
+    whose units differ in length (`StepState.uniform` False). Thread-safe; one per app, fed
+    by every poll."""
 
     def __init__(self) -> None:
         self._first: dict[int, tuple[float, int]] = {}  # step index -> (time, done)
@@ -187,6 +188,8 @@ class EtaTracker:
             if latest is None or latest[0] != status.done:
                 latest = self._latest[index] = (status.done, now)
         per_step = getattr(status, "steps", None) or []
+        if len(per_step) >= index and not getattr(per_step[index - 1], "uniform", True):
+            return None
         if len(per_step) >= index:
             begun = per_step[index - 1].started
         else:

@@ -75,6 +75,31 @@ def test_eta_of_a_later_step_counts_from_when_it_was_first_seen():
     assert tracker.observe(_done(), now=2012.0) is None
 
 
+def test_no_eta_for_a_step_whose_units_differ_in_length():
+    """The seeding's methods take seconds (voxel) to minutes (occupancy): the rate of the
+    quick ones would promise "about 40 s" for the slow one, so such a step has no figure."""
+    release, reported = threading.Event(), threading.Event()
+
+    def run(progress):
+        progress(2, 7, "occupancy: predicting the test split")
+        reported.set()
+        release.wait(10)
+
+    for uniform in (True, False):
+        release.clear(), reported.clear()
+        prep = Preparation([Step("submit the baselines", run, uniform=uniform)])
+        prep.start()
+        try:
+            assert reported.wait(10)
+            status = prep.status()
+            assert status.steps[0].uniform is uniform
+            started = status.steps[0].started
+            left = EtaTracker().observe(status, now=started + 20.0)  # 2 methods in 20 s
+            assert (left == pytest.approx(50, abs=1)) if uniform else left is None
+        finally:
+            release.set()
+
+
 def test_a_running_step_shows_steps_progress_and_time_left_and_is_not_ready():
     status = _running(2, 3, 7, message="Voxel decoder: predicting the test split")
     panel = build_panel(status, NAMES, eta_s=130.0)
