@@ -125,9 +125,12 @@ class ReadsMixin(RankingMixin):
         return views.submissions_frame(
             [
                 summary_row(
-                    r, clean=self.public_message, position=positions.get(r.id),
-                    listed=r.id in listed, upload_name=uploads.get(r.public_id or ""),
-                )  # fmt: skip
+                    r,
+                    clean=self.public_message,
+                    position=positions.get(r.id),
+                    listed=r.id in listed,
+                    upload_name=uploads.get(r.public_id or ""),
+                )
                 for r in rows
             ]
         )

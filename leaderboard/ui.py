@@ -92,9 +92,7 @@ def use_oauth(on_space: bool, oauth_configured: bool = True) -> bool:
     return True
 
 
-def _error(
-    exc: Exception, service: LeaderboardService, user_error: bool = True
-) -> gr.Error:
+def _error(exc: Exception, service: LeaderboardService, user_error: bool = True) -> gr.Error:
     """The gr.Error shown for `exc`, with no server path in it. A user's error is logged
     as one line and Gradio prints no traceback for it; an internal one keeps its traceback
     (logged by the caller)."""

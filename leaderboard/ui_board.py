@@ -154,7 +154,9 @@ def leaderboard_tab(
                 frame, label, baselines={n for n, k in kinds.items() if k == views.RECOGNITION},
                 references={n for n, k in kinds.items() if k == views.REFERENCE},
             )  # fmt: skip
-            more = f" (the first {BARS_SHOWN} rows of the table)" if len(entries) > BARS_SHOWN else ""
+            more = (
+                f" (the first {BARS_SHOWN} rows of the table)" if len(entries) > BARS_SHOWN else ""
+            )
             return figure_html(fig, f"{label} per class, bars per entry{more}")
 
         # The tables' style travels with the heat map (always on the page), not in a block
@@ -273,7 +275,7 @@ def leaderboard_tab(
             f"Entries are ranked in **tiers**: an entry whose 95% bootstrap interval (resampling "
             f"test shapes) of the headline {label} overlaps the leader's shares its tier; "
             f"{label} reads *mean ± half the interval's width*. ↑ higher is better, ↓ lower is "
-            f'better. **vs Clustering / vs Retrieval**: is the entry distinguishable from that '
+            f"better. **vs Clustering / vs Retrieval**: is the entry distinguishable from that "
             f"recognition baseline on per-item {label} (Wilcoxon signed-rank on the same items; "
             f"KS in the tests below)? *n.s.*: not distinguishable (p ≥ 0.05). **Kind**: "
             f"*baseline* = a recognition baseline (dashed in plots), *reference* = another seeded method such as Oracle NN, which uses the "

@@ -346,9 +346,10 @@ def display_frame(
                 "Verified": "✓" if e.verified else "",
                 "Date": e.date.strftime("%Y-%m-%d") if e.date else "",
                 "Links": " · ".join(
-                    link for link in (_link(e.paper_url, "paper", True),
-                                      _link(e.code_url, "code", True)) if link
-                ),  # fmt: skip
+                    link
+                    for link in (_link(e.paper_url, "paper", True), _link(e.code_url, "code", True))
+                    if link
+                ),
                 "Authors": e.authors,
                 "Training data": e.training_data,
                 "ID": str(e.id),

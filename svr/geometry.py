@@ -104,7 +104,9 @@ def _parity_along_axis(mesh: trimesh.Trimesh, axis: int, resolution: int) -> np.
     locations, ray_index, _ = mesh.ray.intersects_location(origins, directions, multiple_hits=True)
     counts = np.zeros((u.size, resolution + 1), dtype=np.int64)
     if len(ray_index):
-        first_centre_after = np.searchsorted(c + _RAY_JITTER[axis], locations[:, axis], side="right")
+        first_centre_after = np.searchsorted(
+            c + _RAY_JITTER[axis], locations[:, axis], side="right"
+        )
         np.add.at(counts, (ray_index, first_centre_after), 1)
     inside = (np.cumsum(counts, axis=1)[:, :resolution] % 2).astype(bool)
     grid = inside.reshape(resolution, resolution, resolution)  # (other0, other1, axis)

@@ -149,7 +149,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o644)  # mkstemp makes files owner-only; published data is world-readable
+        os.chmod(
+            tmp_path, 0o644
+        )  # mkstemp makes files owner-only; published data is world-readable
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

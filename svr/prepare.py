@@ -114,7 +114,8 @@ class Preparation:
     def __init__(self, steps: list[Step]):
         self.steps = list(steps)
         self._status = PreparationStatus(
-            n_steps=len(self.steps), steps=[StepState(step.name, uniform=step.uniform) for step in self.steps]
+            n_steps=len(self.steps),
+            steps=[StepState(step.name, uniform=step.uniform) for step in self.steps],
         )
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None

@@ -246,7 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     names = _demo_methods() if args.model == ALL else [args.model]
     try:
         reports = reconstruct_methods(
-            names, args.image, args.out, args.models, args.weights, args.device, args.color,
+            names,
+            args.image,
+            args.out,
+            args.models,
+            args.weights,
+            args.device,
+            args.color,
             args.as_is,
         )
     except (ValueError, FileNotFoundError) as exc:

@@ -31,7 +31,9 @@ class Prediction:
 
     def __post_init__(self) -> None:
         if self.mesh is None and self.occupancy is None and self.points is None:
-            raise ValueError(f"{self.method}: a prediction needs a mesh, an occupancy grid or points")
+            raise ValueError(
+                f"{self.method}: a prediction needs a mesh, an occupancy grid or points"
+            )
 
     def to_mesh(self) -> trimesh.Trimesh | None:
         """The mesh, or marching cubes of the occupancy grid; None for a point cloud."""

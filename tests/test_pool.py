@@ -92,5 +92,7 @@ def test_one_command_builds_the_data_renders_the_pool_and_trains(
     ]  # fmt: skip
     assert main(argv) == 0
     card = (out / "MODEL_CARD.md").read_text()
-    assert "| train_items_photo_pool | 2 |" in card and "| train_items_benchmark_views | 1 |" in card
+    assert (
+        "| train_items_photo_pool | 2 |" in card and "| train_items_benchmark_views | 1 |" in card
+    )
     assert json.loads((pool / "pool.json").read_text())["images"] == 2

@@ -265,7 +265,9 @@ def test_baseline_progress_counts_waiting_scoring_and_scored_baselines(tmp_path)
         assert baseline_progress(service) == ScoringState()
         rng = np.random.default_rng(0)
         for name, value in (("Clustering", 0.3), ("Retrieval", 0.4)):
-            archive = write_fake_archive(tmp_path / f"{name}.zip", name, scores_for(ids, value, rng))
+            archive = write_fake_archive(
+                tmp_path / f"{name}.zip", name, scores_for(ids, value, rng)
+            )
             service.submit(archive, {"method": name}, SEED_SUBMITTER, baseline=True)
         other = write_fake_archive(tmp_path / "mine.zip", "Mine", scores_for(ids, 0.5, rng))
         service.submit(other, {"method": "Mine"}, "alice")  # not a baseline: not counted
