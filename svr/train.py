@@ -2,12 +2,13 @@
 
     python -m svr.train METHOD --data DIR --out DIR [--epochs N] [--batch-size N] [--seed N]
                                [--max-minutes M] [--max-items N] [--val-items N]
-                               [--pool POOL] [--init DIR] [--init-encoder DIR]
+                               [--pool POOL ...] [--init DIR] [--init-encoder DIR]
                                [--device cpu|cuda]
                                [--build PRESET] [--pool-views V] [--workers N]
 
 With `--build PRESET` a missing `--data` benchmark is built first, and with `--pool` a
-missing pool is rendered first (`--pool-views` per shape), both with `--workers` processes:
+missing pool is rendered first (`--pool` may be given more than once: e.g. pools of other
+seeds add more photo-style views of the same shapes) (`--pool-views` per shape), both with `--workers` processes:
 on a machine with many cores and a CUDA GPU one command generates the training data and
 trains, e.g. `python -m svr.train voxel --data bench --build default --pool pool
 --workers 16 --device cuda --out model`.
@@ -34,6 +35,7 @@ import platform
 import random
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,7 +148,7 @@ def train(
     progress: bool = False,
     threads: int = 2,
     init_encoder: str | os.PathLike | None = None,
-    pool: str | os.PathLike | None = None,
+    pool: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     resume: bool = False,
     checkpoint_minutes: float = 10.0,
     init: str | os.PathLike | None = None,
@@ -169,8 +171,8 @@ def train(
         init_encoder: a saved model folder whose image encoder initialises this model's
             (the analogue of the ImageNet-pretrained encoders of Occupancy Networks and
             AtlasNet); the architectures must match.
-        pool: a photo pool of this benchmark's train split (`svr.data.pool`) whose images
-            are trained on beside the benchmark's views.
+        pool: a photo pool of this benchmark's train split (`svr.data.pool`), or several,
+            whose images are trained on beside the benchmark's views.
         resume: continue from `out`/checkpoint.pt (written every `checkpoint_minutes` of
             training) when it is a checkpoint of the same run (method, config, data); the
             time budget then counts the earlier runs' time too. The checkpoint is removed once
@@ -199,11 +201,13 @@ def train(
         progress=progress,
     )
     clean_images = train_data.num_images
-    photo_pool = pool
-    if photo_pool is not None:
+    photo_pools = _pools(pool)
+    if photo_pools:
         from svr.data.pool import load_pool
 
-        load_pool(photo_pool, train_data)
+        _check_distinct(photo_pools)
+        for photo_pool in photo_pools:
+            load_pool(photo_pool, train_data)
     load_seconds = time.perf_counter() - start
     model = cls(config).to(dev)
     if init is not None:
@@ -338,8 +342,8 @@ def train(
         info["initialised_from"] = _describe_model(init)
     if init_encoder is not None:
         info["encoder_initialised_from"] = _describe_model(init_encoder)
-    if photo_pool is not None:
-        info["photo_pool"] = _describe_pool(photo_pool)
+    if photo_pools:
+        info["photo_pool"] = "; ".join(_describe_pool(p) for p in photo_pools)
     info.update(scores)
     model.training_info = {**model.training_info, **info}
     out_dir = model.save_pretrained(out)
@@ -428,23 +432,59 @@ def _describe_model(source: str | os.PathLike) -> str:
 def prepare_data(
     data: str | os.PathLike,
     build: str | None = None,
-    pool: str | os.PathLike | None = None,
+    pool: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     pool_views: int = 8,
     workers: int = 1,
     image_size: int = 128,
 ) -> None:
     """Build what a run needs and lacks: the benchmark at `data` (preset `build`) and the
-    photo pool at `pool` (`pool_views` per training shape, `image_size` px)."""
+    photo pool(s) at `pool` (`pool_views` per training shape, `image_size` px; the k-th
+    missing pool of a list is rendered with seed k, so that each adds other views)."""
     if build is not None and not (Path(data) / "benchmark.json").is_file():
         from svr.data.build import build_benchmark
 
         logger.info("building the %r benchmark into %s", build, data)
         build_benchmark(data, preset=build, workers=workers)
-    if pool is not None and not (Path(pool) / "pool.json").is_file():
+    for k, folder in enumerate(_pools(pool)):
+        if (Path(folder) / "pool.json").is_file():
+            continue
         from svr.data.pool import PoolSpec, build_pool
 
-        logger.info("rendering the photo pool into %s", pool)
-        build_pool(data, pool, PoolSpec(views=pool_views, image_size=image_size), workers)
+        logger.info("rendering the photo pool into %s", folder)
+        spec = PoolSpec(views=pool_views, image_size=image_size, seed=k)
+        build_pool(data, folder, spec, workers)
+
+
+def _pools(pool: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[Path]:
+    """`pool` as a list of folders (none, one, or several); the same folder twice is an
+    error (its views would count twice)."""
+    if pool is None:
+        return []
+    folders = [Path(pool)] if isinstance(pool, (str, os.PathLike)) else [Path(p) for p in pool]
+    resolved = [f.resolve() for f in folders]
+    if len(set(resolved)) != len(resolved):
+        raise ValueError("the same photo pool is given twice; give each pool once")
+    return folders
+
+
+def _check_distinct(pools: list[Path]) -> None:
+    """ValueError when two finished pools hold the same views (same split, family, seed and
+    image size: `svr.data.pool` seeds each view from these alone)."""
+    import json
+
+    seen: dict[tuple, Path] = {}
+    for folder in pools:
+        if not (folder / "pool.json").is_file():
+            continue  # unfinished: load_pool says so
+        info = json.loads((folder / "pool.json").read_text())
+        key = tuple(info.get(k) for k in ("benchmark", "split", "family", "seed", "image_size"))
+        if key in seen:
+            raise ValueError(
+                f"the photo pools {seen[key]} and {folder} were rendered with the same seed "
+                f"({info.get('seed')}) and family: their views are the same; render one with "
+                "another --seed"
+            )
+        seen[key] = folder
 
 
 def _describe_pool(pool: str | os.PathLike) -> str:
@@ -501,8 +541,9 @@ def main(argv: list[str] | None = None) -> int:
         help="saved model folder whose image encoder initialises this one's",
     )
     parser.add_argument(
-        "--pool", default=None, metavar="POOL",
-        help="photo-style views of the train split (python -m svr.data pool) to train on too",
+        "--pool", action="append", default=None, metavar="POOL",
+        help="photo-style views of the train split (python -m svr.data pool) to train on too; "
+        "repeat for several pools",
     )  # fmt: skip
     parser.add_argument(
         "--resume", action="store_true",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +77,8 @@ def test_load_pool_appends_images_of_the_right_targets(pool: Path, tiny_benchmar
 
 
 @pytest.mark.slow
-def test_one_command_builds_the_data_renders_the_pool_and_trains(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_one_command_builds_the_data_renders_the_pools_and_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from svr.data.build import PRESETS, Preset
     from svr.train import main
@@ -85,14 +86,31 @@ def test_one_command_builds_the_data_renders_the_pool_and_trains(
     micro = Preset("micro", train=1, val=1, test=1, views=1, image_size=32, classes=("chair",))
     monkeypatch.setitem(PRESETS, "micro", micro)
     data, pool, out = tmp_path / "bench", tmp_path / "pool", tmp_path / "model"
-    argv = [
-        "voxel", "--data", str(data), "--build", "micro", "--pool", str(pool),
-        "--pool-views", "2", "--out", str(out), "--epochs", "1", "--val-items", "1",
-        "--set", "channels=[8,16]", "--set", "code_dim=16", "--set", "image_size=32",
-    ]  # fmt: skip
-    assert main(argv) == 0
+    pool2 = tmp_path / "pool2"
+
+    def argv(*pools: Path) -> list[str]:
+        return [
+            "voxel", "--data", str(data), "--build", "micro",
+            *(a for p in pools for a in ("--pool", str(p))),
+            "--pool-views", "2", "--out", str(out), "--epochs", "1", "--val-items", "1",
+            "--set", "channels=[8,16]", "--set", "code_dim=16", "--set", "image_size=32",
+        ]  # fmt: skip
+
+    assert main(argv(pool, pool2)) == 0  # two missing pools: rendered with seeds 0 and 1
     card = (out / "MODEL_CARD.md").read_text()
     assert (
-        "| train_items_photo_pool | 2 |" in card and "| train_items_benchmark_views | 1 |" in card
+        "| train_items_photo_pool | 4 |" in card and "| train_items_benchmark_views | 1 |" in card
     )
-    assert json.loads((pool / "pool.json").read_text())["images"] == 2
+    assert "seed 0; family train, 2 views per shape, 32 px, seed 1" in card
+    assert [json.loads((p / "pool.json").read_text())["seed"] for p in (pool, pool2)] == [0, 1]
+    [first] = (pool / "shapes").glob("*/*.npz")
+    with np.load(first) as a, np.load(pool2 / first.relative_to(pool)) as b:
+        assert a["images"].shape == b["images"].shape and not np.array_equal(
+            a["images"], b["images"]
+        )
+    # the same views twice would weigh them double: refused, by path or by seed
+    copy = tmp_path / "copy"
+    shutil.copytree(pool, copy)
+    for twice in ((pool, pool), (pool, copy)):
+        assert main(argv(*twice)) == 2
+    assert "same seed (0)" in capsys.readouterr().err
